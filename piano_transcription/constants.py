@@ -1,0 +1,49 @@
+"""Constants shared by every module: the one frame grid and the piano range.
+
+Frame convention (used everywhere): frame ``i`` covers the audio around
+``i * HOP_LENGTH / SAMPLE_RATE`` seconds (librosa ``center=True``: the analysis
+window of frame ``i`` is centred at that time).  Note times become frames as in
+Magenta's ``sequence_to_pianoroll``: a note from ``t0`` to ``t1`` seconds is
+active in frames ``int(t0 * FRAMES_PER_SECOND)`` up to (excluding)
+``ceil(t1 * FRAMES_PER_SECOND)``; decoded frames go back to seconds as
+``frame / FRAMES_PER_SECOND``.
+"""
+
+SAMPLE_RATE = 16000  # Hz
+N_FFT = 2048  # samples
+HOP_LENGTH = 512  # samples
+N_MELS = 229
+FMIN = 30.0  # Hz
+FMAX = SAMPLE_RATE / 2.0  # Hz (librosa's default)
+MEL_HTK = True
+TOP_DB = 80.0  # power_to_db clipping below the maximum, as librosa's default
+
+FRAMES_PER_SECOND = SAMPLE_RATE / HOP_LENGTH  # 31.25
+
+MIN_MIDI_PITCH = 21  # A0
+MAX_MIDI_PITCH = 108  # C8
+N_KEYS = MAX_MIDI_PITCH - MIN_MIDI_PITCH + 1  # 88
+
+ONSET_LENGTH_MS = 32.0
+OFFSET_LENGTH_MS = 32.0
+
+SEGMENT_SECONDS = 20.0
+SEGMENT_MIN_SECONDS = 5.0
+SEGMENT_FRAMES = int(SEGMENT_SECONDS * FRAMES_PER_SECOND) + 1  # 626
+
+# Velocity mapping at the output: MIDI velocity = VEL_SCALE * clip(v, 0, 1) + VEL_BIAS
+VEL_SCALE = 80.0
+VEL_BIAS = 10.0
+
+SUSTAIN_CC = 64
+SUSTAIN_THRESHOLD = 64  # CC64 value >= 64 means the pedal is down
+
+
+def frames_for_samples(n_samples: int) -> int:
+    """Number of spectrogram frames (centre padding) for ``n_samples`` audio samples."""
+    return 1 + n_samples // HOP_LENGTH
+
+
+def frame_to_time(frame: float) -> float:
+    """Seconds at which frame ``frame`` starts on the label grid."""
+    return frame / FRAMES_PER_SECOND

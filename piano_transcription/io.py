@@ -1,0 +1,86 @@
+"""Small I/O helpers: atomic writes and downloads that resume and fail clearly offline."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+class DownloadError(RuntimeError):
+    """A download failed (usually: no internet connection)."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it to ``path``.
+
+    Readers never see a half-written file; on error the temporary file is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def sha256sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(url: str, dest: str | os.PathLike, timeout: float = 30.0, progress: bool = True) -> Path:
+    """Download ``url`` to ``dest``, resuming a partial ``dest.part`` with an HTTP Range request.
+
+    Returns ``dest``.  Raises :class:`DownloadError` with a plain message when the server
+    cannot be reached (e.g. offline) or answers with an error.
+    """
+    import urllib.error
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    dest = Path(dest)
+    if dest.exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        resp = urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # already complete
+            os.replace(part, dest)
+            return dest
+        raise DownloadError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise DownloadError(
+            f"cannot download {url}: {getattr(exc, 'reason', exc)}. Are you offline? "
+            f"Download it by hand and place it at {dest}."
+        ) from exc
+    with resp:
+        if have and resp.status != 206:  # server ignored Range: start over
+            have = 0
+        total = resp.length + have if resp.length else None
+        with open(part, "ab" if have else "wb") as f, tqdm(
+            total=total, initial=have, unit="B", unit_scale=True, desc=dest.name, disable=not progress
+        ) as bar:
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                f.write(block)
+                bar.update(len(block))
+    os.replace(part, dest)
+    return dest

@@ -1,0 +1,99 @@
+"""Notes to piano rolls on the frame grid (Magenta's ``sequence_to_pianoroll`` semantics).
+
+With ``onset_mode='length_ms'``, 32 ms onsets and 32 ms offsets:
+
+* frames: a note from ``t0`` to ``t1`` s is active in frames ``int(t0*fps)`` .. ``ceil(t1*fps) - 1``
+  (any presence in a frame counts);
+* onsets: the frames of ``[t0, min(t1, t0 + 32 ms)]`` by the same rule (two frames in general);
+* offsets: the frames of ``[e, e + 32 ms]`` with ``e = min(t1, total_time - 32 ms)``, at least one;
+* velocities: ``velocity / max_velocity`` on the onset frames, 0 elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .constants import FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS, OFFSET_LENGTH_MS, ONSET_LENGTH_MS
+from .midi import END, PITCH, START, VELOCITY
+
+
+@dataclass
+class Rolls:
+    """The four label rolls, each ``[frames, 88]``: onsets, offsets, frames (0/1) and velocities (0..1)."""
+
+    onsets: np.ndarray
+    offsets: np.ndarray
+    frames: np.ndarray
+    velocities: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def slice(self, start: int, stop: int) -> "Rolls":
+        """Frames ``start`` .. ``stop - 1`` (views)."""
+        return Rolls(*(a[start:stop] for a in (self.onsets, self.offsets, self.frames, self.velocities)))
+
+    def padded(self, n_frames: int) -> "Rolls":
+        """Zero-padded (or cut) to exactly ``n_frames`` frames."""
+        return Rolls(*(fit_frames(a, n_frames) for a in (self.onsets, self.offsets, self.frames, self.velocities)))
+
+
+def fit_frames(a: np.ndarray, n_frames: int) -> np.ndarray:
+    """Cut or zero-pad the first axis of ``a`` to ``n_frames``."""
+    if len(a) >= n_frames:
+        return a[:n_frames]
+    pad = np.zeros((n_frames - len(a),) + a.shape[1:], dtype=a.dtype)
+    return np.concatenate([a, pad])
+
+
+def time_to_frames(start: float, end: float, fps: float = FRAMES_PER_SECOND) -> tuple[int, int]:
+    """First frame and one-past-last frame touched by the interval ``[start, end]`` seconds."""
+    return int(start * fps), int(math.ceil(end * fps))
+
+
+def notes_to_rolls(notes: np.ndarray, n_frames: int | None = None, max_velocity: float | None = None,
+                   onset_length_ms: float = ONSET_LENGTH_MS, offset_length_ms: float = OFFSET_LENGTH_MS,
+                   fps: float = FRAMES_PER_SECOND) -> Rolls:
+    """Label rolls of shape ``[n_frames, 88]`` for ``notes`` (seconds, MIDI pitch, velocity).
+
+    ``n_frames`` defaults to ``int(total_time * fps) + 1`` (Magenta's length), where ``total_time``
+    is the last note end; otherwise the rolls are cut or zero-padded to it.  ``max_velocity``
+    defaults to the loudest note of ``notes`` (the piece's maximum).
+    """
+    total_time = float(notes[:, END].max()) if len(notes) else 0.0
+    natural = int(total_time * fps + 1)
+    shape = (natural, N_KEYS)
+    onsets = np.zeros(shape, np.uint8)
+    offsets = np.zeros(shape, np.uint8)
+    frames = np.zeros(shape, np.uint8)
+    velocities = np.zeros(shape, np.float32)
+    if max_velocity is None:
+        max_velocity = float(notes[:, VELOCITY].max()) if len(notes) else 127.0
+    for start, end, pitch, vel in notes[np.argsort(notes[:, START], kind="stable")]:
+        key = int(pitch) - MIN_MIDI_PITCH
+        if not 0 <= key < N_KEYS:
+            continue
+        f0, f1 = time_to_frames(start, end, fps)
+        o0, o1 = time_to_frames(start, min(end, start + onset_length_ms / 1000.0), fps)
+        off_start = min(end, total_time - offset_length_ms / 1000.0)
+        e0, e1 = time_to_frames(off_start, off_start + offset_length_ms / 1000.0, fps)
+        e1 = max(e1, e0 + 1)
+        offsets[max(e0, 0):e1, key] = 1
+        onsets[o0:o1, key] = 1
+        frames[f0:f1, key] = 1
+        velocities[o0:o1, key] = vel / max_velocity
+    rolls = Rolls(onsets, offsets, frames, velocities)
+    return rolls if n_frames is None else rolls.padded(n_frames)
+
+
+def frames_to_pitch_intervals(roll: np.ndarray, fps: float = FRAMES_PER_SECOND):
+    """Reference intervals from a 0/1 frame roll ``[frames, 88]``: per-frame times (s) and MIDI pitches.
+
+    Returns ``(times [frames], pitches: list of arrays of MIDI numbers)``, mir_eval's multipitch format.
+    """
+    times = np.arange(len(roll)) / fps
+    pitches = [np.flatnonzero(row) + MIN_MIDI_PITCH for row in roll]
+    return times, pitches

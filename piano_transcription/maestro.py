@@ -1,0 +1,341 @@
+"""MAESTRO: metadata, splits, cutting at quiet points, and the prepared (shard) data set.
+
+Prepared layout (``prepare_dataset``)::
+
+    OUT/manifest.json                     splits -> pieces (id, shard, segments, frames, seconds)
+    OUT/{train,validation,test}/ID.npz    one shard per piece
+
+A shard holds ``mel`` (float16 ``[segments, frames, 229]``), ``onsets`` / ``offsets`` /
+``frames`` (uint8 ``[segments, frames, 88]``), ``velocities`` (float16) and ``lengths`` (valid
+frames per segment).  Train and validation pieces are cut at quiet points into 5-20 s segments,
+each zero-padded to 626 frames (20 s); test pieces stay whole (one segment).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .constants import (HOP_LENGTH, SAMPLE_RATE, SEGMENT_FRAMES, SEGMENT_MIN_SECONDS, SEGMENT_SECONDS,
+                        frames_for_samples)
+from .midi import END, START
+
+MAESTRO_V3_URL = "https://storage.googleapis.com/magentadata/datasets/maestro/v3.0.0/maestro-v3.0.0.zip"
+SPLITS = ("train", "validation", "test")
+COLUMNS = ("canonical_composer", "canonical_title", "split", "year", "midi_filename", "audio_filename", "duration")
+# Column names used by other releases or by hand-made tables, mapped to MAESTRO v2/v3's names.
+COLUMN_ALIASES = {"composer": "canonical_composer", "title": "canonical_title", "midi": "midi_filename",
+                  "audio": "audio_filename", "wav_filename": "audio_filename", "split_name": "split"}
+
+
+class DatasetError(ValueError):
+    """A MAESTRO folder or prepared data set that cannot be used."""
+
+
+# --------------------------------------------------------------------------------------- metadata
+def find_metadata(root: str | os.PathLike) -> Path:
+    """The metadata file in a MAESTRO folder (v3, v2 or v1; CSV preferred over JSON)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such folder")
+    for pattern in ("maestro-v*.csv", "maestro-v*.json", "*.csv"):
+        found = sorted(root.glob(pattern), reverse=True)
+        if found:
+            return found[0]
+    raise DatasetError(f"{root}: no MAESTRO metadata (maestro-v*.csv or .json) found")
+
+
+def read_metadata(path: str | os.PathLike):
+    """MAESTRO metadata (CSV or JSON, v1 / v2 / v3) as a pandas DataFrame with MAESTRO's column names.
+
+    v1/v2 JSON is a list of records, v3 JSON maps each column to ``{row: value}``; both are read.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if path.is_dir():
+        path = find_metadata(path)
+    if path.suffix == ".json":
+        raw = json.loads(path.read_text())
+        df = pd.DataFrame(raw) if isinstance(raw, list) else pd.DataFrame({k: pd.Series(v) for k, v in raw.items()})
+    else:
+        df = pd.read_csv(path)
+    df = df.rename(columns={k: v for k, v in COLUMN_ALIASES.items() if k in df.columns and v not in df.columns})
+    missing = [c for c in ("split", "midi_filename", "audio_filename") if c not in df.columns]
+    if missing:
+        raise DatasetError(f"{path}: metadata lacks the columns {missing}")
+    bad = sorted(set(df["split"]) - set(SPLITS))
+    if bad:
+        raise DatasetError(f"{path}: unknown split names {bad}")
+    df = df.reset_index(drop=True)
+    df["id"] = [piece_id(p) for p in df["audio_filename"]]
+    return df
+
+
+def piece_id(audio_filename: str) -> str:
+    """A file-name-safe identifier of a piece from its audio file name."""
+    stem = str(audio_filename).rsplit(".", 1)[0]
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+
+
+def missing_files(df, root: str | os.PathLike) -> list[str]:
+    """Referenced audio / MIDI files that do not exist under ``root``."""
+    root = Path(root)
+    return [f for col in ("audio_filename", "midi_filename") for f in df[col] if not (root / f).exists()]
+
+
+def split_summary(df):
+    """Pieces, hours and composers per split (a DataFrame)."""
+    import pandas as pd
+
+    g = df.groupby("split")
+    out = pd.DataFrame({"pieces": g.size()})
+    if "duration" in df:
+        out["hours"] = g["duration"].sum() / 3600.0
+    if "canonical_composer" in df:
+        out["composers"] = g["canonical_composer"].nunique()
+    return out.reindex([s for s in SPLITS if s in out.index])
+
+
+# ------------------------------------------------------------------------------------ split points
+def silent_gaps(notes: np.ndarray, total: float) -> list[tuple[float, float]]:
+    """Intervals (s) within ``[0, total]`` during which no note sounds."""
+    gaps, cursor = [], 0.0
+    for start, end in notes[np.argsort(notes[:, START]), :2]:
+        if start > cursor:
+            gaps.append((cursor, float(start)))
+        cursor = max(cursor, float(end))
+    if cursor < total:
+        gaps.append((cursor, total))
+    return gaps
+
+
+def quietest_time(samples: np.ndarray, sr: int, lo: float, hi: float, window: float = 0.1) -> float:
+    """Time (s) in ``[lo, hi]`` whose surrounding ``window`` of audio has the lowest RMS."""
+    hop = max(int(window * sr / 2), 1)
+    a, b = int(lo * sr), int(hi * sr)
+    if b - a <= 2 * hop:
+        return (lo + hi) / 2
+    seg = samples[a:b].astype(np.float64)
+    n = (len(seg) - 2 * hop) // hop + 1
+    energies = np.array([np.mean(seg[i * hop: i * hop + 2 * hop] ** 2) for i in range(n)])
+    return lo + (int(np.argmin(energies)) * hop + hop) / sr
+
+
+def find_split_points(notes: np.ndarray, samples: np.ndarray, sr: int = SAMPLE_RATE,
+                      min_length: float = SEGMENT_MIN_SECONDS, max_length: float = SEGMENT_SECONDS) -> list[float]:
+    """Cut points (s, including 0 and the end) giving segments of ``min_length``..``max_length`` s.
+
+    Greedy, like Magenta's ``find_split_points``: from the last cut, take the latest moment with
+    no sounding note in ``[last + min_length, last + max_length]``; if there is none, the quietest
+    moment of the audio in that range.  Cuts snap down to the frame grid (multiples of 512 samples),
+    so a segment's frames line up with the piece's label frames.  The last segment may be shorter
+    than ``min_length`` when the piece is.
+    """
+    total = len(samples) / sr
+    gaps = silent_gaps(notes, total) if len(notes) else [(0.0, total)]
+    points = [0.0]
+    while total - points[-1] > max_length:
+        lo, hi = points[-1] + min_length, points[-1] + max_length
+        candidates = [min(g1, hi) for g0, g1 in gaps if g1 > lo and g0 < hi]
+        # prefer the middle of the latest silent gap inside the window, if any
+        inside = [(max(g0, lo), min(g1, hi)) for g0, g1 in gaps if g1 > lo and g0 < hi]
+        cut = (inside[-1][0] + inside[-1][1]) / 2 if candidates else quietest_time(samples, sr, lo, hi)
+        cut = snap_to_grid(cut, sr)
+        if cut <= points[-1] + min_length / 2:  # snapping can never stall the loop
+            cut = snap_to_grid(hi, sr)
+        points.append(cut)
+    points.append(total)
+    return points
+
+
+def snap_to_grid(t: float, sr: int = SAMPLE_RATE) -> float:
+    """``t`` (s) rounded down to a multiple of the hop (512 samples at 16 kHz)."""
+    hop_s = HOP_LENGTH / sr
+    return float(np.floor(t / hop_s + 1e-9) * hop_s)
+
+
+# ---------------------------------------------------------------------------------------- pieces
+@dataclass
+class Example:
+    """One piece or segment: log-mel ``[frames, 229]`` and its label rolls on the same grid."""
+
+    mel: np.ndarray
+    rolls: "object"  # labels.Rolls
+    length: int  # valid (unpadded) frames
+
+
+def piece_examples(audio_path, midi_path, split: str) -> list[Example]:
+    """Load one piece and turn it into training examples (segments) or one whole test example."""
+    from .audio import load_audio, log_mel
+    from .labels import notes_to_rolls
+    from .midi import read_midi
+
+    samples = load_audio(audio_path)
+    notes = read_midi(midi_path)
+    n_frames = frames_for_samples(len(samples))
+    rolls = notes_to_rolls(notes, n_frames=n_frames)
+    if split == "test":
+        return [Example(log_mel(samples), rolls, n_frames)]
+    examples = []
+    points = find_split_points(notes, samples)
+    pad_to = int(SEGMENT_SECONDS * SAMPLE_RATE)
+    for a, b in zip(points[:-1], points[1:]):
+        s0, s1 = int(round(a * SAMPLE_RATE)), int(round(b * SAMPLE_RATE))
+        seg = samples[s0:s1]
+        if len(seg) < HOP_LENGTH:
+            continue
+        padded = np.zeros(pad_to, np.float32)
+        padded[: min(len(seg), pad_to)] = seg[:pad_to]
+        f0 = s0 // HOP_LENGTH
+        length = min(frames_for_samples(len(seg)), SEGMENT_FRAMES)
+        seg_rolls = rolls.slice(f0, f0 + length).padded(SEGMENT_FRAMES)
+        examples.append(Example(log_mel(padded), seg_rolls, length))
+    return examples
+
+
+def save_shard(path: str | os.PathLike, examples: list[Example]) -> None:
+    """Write examples of equal frame count to a compressed ``.npz`` shard, atomically."""
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(
+                f,
+                mel=np.stack([e.mel for e in examples]).astype(np.float16),
+                onsets=np.stack([e.rolls.onsets for e in examples]).astype(np.uint8),
+                offsets=np.stack([e.rolls.offsets for e in examples]).astype(np.uint8),
+                frames=np.stack([e.rolls.frames for e in examples]).astype(np.uint8),
+                velocities=np.stack([e.rolls.velocities for e in examples]).astype(np.float16),
+                lengths=np.array([e.length for e in examples], np.int32),
+            )
+
+
+def load_shard(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read a shard written by :func:`save_shard` (mel as float32, rolls as float32)."""
+    with np.load(path) as z:
+        out = {k: z[k] for k in z.files}
+    for k in ("mel", "onsets", "offsets", "frames", "velocities"):
+        out[k] = out[k].astype(np.float32)
+    return out
+
+
+def _prepare_piece(audio_path: str, midi_path: str, split: str, shard: str) -> dict:
+    examples = piece_examples(audio_path, midi_path, split)
+    if not examples:
+        raise DatasetError(f"{audio_path}: no usable audio")
+    save_shard(shard, examples)
+    return {"segments": len(examples), "frames": int(sum(e.length for e in examples))}
+
+
+def prepare_dataset(maestro_dir: str | os.PathLike, out_dir: str | os.PathLike, workers: int = 2,
+                    splits=SPLITS, limit: int | None = None, progress: bool = True) -> dict:
+    """Prepare a MAESTRO-layout folder into shards plus ``manifest.json``; return the manifest.
+
+    Resumable: a piece whose shard exists is skipped; shards and the manifest are written
+    atomically.  Pieces run in ``workers`` processes (memory: one piece per worker).  Pieces whose
+    files are missing are reported (a warning) and skipped.  ``limit`` keeps the first N pieces per split.
+    """
+    from tqdm.auto import tqdm
+
+    from .io import atomic_path
+
+    maestro_dir, out_dir = Path(maestro_dir), Path(out_dir)
+    df = read_metadata(maestro_dir)
+    missing = set(missing_files(df, maestro_dir))
+    if missing:
+        warnings.warn(f"{len(missing)} referenced files are missing under {maestro_dir}, e.g. {sorted(missing)[:3]}",
+                      stacklevel=2)
+    manifest_path = out_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest.setdefault("source", str(maestro_dir))
+    manifest.setdefault("splits", {})
+    jobs = []
+    for split in splits:
+        rows = df[df["split"] == split]
+        rows = rows.head(limit) if limit else rows
+        entries = manifest["splits"].setdefault(split, {})
+        for row in rows.itertuples():
+            if row.audio_filename in missing or row.midi_filename in missing:
+                continue
+            shard = out_dir / split / f"{row.id}.npz"
+            if shard.exists() and row.id in entries:
+                continue
+            jobs.append((split, row, shard))
+    errors = []
+
+    def record(split, row, shard, info):
+        manifest["splits"][split][row.id] = dict(shard=str(shard.relative_to(out_dir)), **info,
+                                                 audio=row.audio_filename, midi=row.midi_filename)
+        with atomic_path(manifest_path) as tmp:
+            tmp.write_text(json.dumps(manifest, indent=1))
+
+    if workers <= 1:
+        for split, row, shard in tqdm(jobs, desc="prepare", disable=not progress):
+            try:
+                record(split, row, shard, _prepare_piece(str(maestro_dir / row.audio_filename),
+                                                         str(maestro_dir / row.midi_filename), split, str(shard)))
+            except Exception as exc:
+                errors.append(f"{row.audio_filename}: {exc}")
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            futures = {pool.submit(_prepare_piece, str(maestro_dir / row.audio_filename),
+                                   str(maestro_dir / row.midi_filename), split, str(shard)): (split, row, shard)
+                       for split, row, shard in jobs}
+            for fut in tqdm(as_completed(futures), total=len(futures), desc="prepare", disable=not progress):
+                split, row, shard = futures[fut]
+                try:
+                    record(split, row, shard, fut.result())
+                except Exception as exc:
+                    errors.append(f"{row.audio_filename}: {exc}")
+    if not manifest_path.exists():
+        with atomic_path(manifest_path) as tmp:
+            tmp.write_text(json.dumps(manifest, indent=1))
+    if errors:
+        warnings.warn("pieces that failed: " + "; ".join(errors), stacklevel=2)
+    return manifest
+
+
+def read_manifest(prepared_dir: str | os.PathLike) -> dict:
+    """The manifest of a prepared data set."""
+    path = Path(prepared_dir) / "manifest.json"
+    if not path.exists():
+        raise DatasetError(f"{prepared_dir}: not a prepared data set (no manifest.json); run prepare_dataset first")
+    return json.loads(path.read_text())
+
+
+def shard_paths(prepared_dir: str | os.PathLike, split: str) -> list[Path]:
+    """Paths of a split's shards, in manifest order."""
+    manifest = read_manifest(prepared_dir)
+    return [Path(prepared_dir) / e["shard"] for e in manifest["splits"].get(split, {}).values()]
+
+
+def iter_examples(prepared_dir: str | os.PathLike, split: str):
+    """Yield ``(piece_id, shard dict)`` for each prepared piece of a split, one shard in memory at a time."""
+    manifest = read_manifest(prepared_dir)
+    for pid, e in manifest["splits"].get(split, {}).items():
+        yield pid, load_shard(Path(prepared_dir) / e["shard"])
+
+
+def download_maestro(dest_dir: str | os.PathLike, url: str = MAESTRO_V3_URL, extract: bool = True) -> Path:
+    """Download (resumable) and unpack MAESTRO v3 (about 100 GB) into ``dest_dir``; return its folder.
+
+    Raises :class:`piano_transcription.io.DownloadError` with a clear message when offline.
+    """
+    import zipfile
+
+    from .io import download
+
+    dest_dir = Path(dest_dir)
+    archive = download(url, dest_dir / url.rsplit("/", 1)[1])
+    target = dest_dir / "maestro-v3.0.0"
+    if extract and not (target / "maestro-v3.0.0.csv").exists():
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(dest_dir)
+    return target

@@ -1,0 +1,139 @@
+"""Reading and writing MIDI, and the sustain pedal.
+
+Notes travel between modules as a float64 array ``[n, 4]`` with the columns
+``start`` (s), ``end`` (s), ``pitch`` (MIDI number) and ``velocity`` (1..127),
+sorted by start time.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .constants import MAX_MIDI_PITCH, MIN_MIDI_PITCH, SUSTAIN_CC, SUSTAIN_THRESHOLD
+
+START, END, PITCH, VELOCITY = 0, 1, 2, 3
+
+
+class MidiError(ValueError):
+    """A MIDI file that cannot be used: missing, unreadable, or without notes."""
+
+
+def make_notes(rows) -> np.ndarray:
+    """Build a notes array ``[n, 4]`` (start s, end s, pitch, velocity) sorted by start, then pitch."""
+    notes = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+    if len(notes):
+        notes = notes[np.lexsort((notes[:, PITCH], notes[:, START]))]
+    return notes
+
+
+def read_midi(path: str | os.PathLike, apply_sustain: bool = True) -> np.ndarray:
+    """Read a MIDI file into a notes array, all non-drum tracks merged.
+
+    Notes outside the piano range A0..C8 are dropped with a warning.  With ``apply_sustain``
+    the sustain pedal (CC64) lengthens the notes (see :func:`apply_sustain`).
+    Raises :class:`MidiError` for a missing or unreadable file, or one without notes.
+    """
+    import pretty_midi
+
+    path = Path(path)
+    if not path.exists():
+        raise MidiError(f"{path}: no such file")
+    try:
+        pm = pretty_midi.PrettyMIDI(str(path))
+    except Exception as exc:
+        raise MidiError(f"{path}: cannot read MIDI ({exc})") from exc
+    notes, pedal = [], []
+    for inst in pm.instruments:
+        if inst.is_drum:
+            continue
+        notes += [(n.start, n.end, n.pitch, n.velocity) for n in inst.notes]
+        pedal += [(c.time, c.value) for c in inst.control_changes if c.number == SUSTAIN_CC]
+    notes = make_notes(notes)
+    if len(notes) == 0:
+        raise MidiError(f"{path}: the MIDI file holds no notes")
+    notes = keep_piano_range(notes, source=str(path))
+    if apply_sustain:
+        notes = apply_sustain_pedal(notes, pedal_intervals(pedal, end_time=last_event_time(notes, pedal)))
+    return notes
+
+
+def last_event_time(notes: np.ndarray, pedal_events) -> float:
+    """Time (s) of the last note-off or pedal event."""
+    t = float(notes[:, END].max()) if len(notes) else 0.0
+    return max([t] + [float(time) for time, _ in pedal_events])
+
+
+def keep_piano_range(notes: np.ndarray, source: str = "MIDI") -> np.ndarray:
+    """Drop (with a warning) notes whose pitch lies outside A0 (21) .. C8 (108)."""
+    inside = (notes[:, PITCH] >= MIN_MIDI_PITCH) & (notes[:, PITCH] <= MAX_MIDI_PITCH)
+    if not np.all(inside):
+        warnings.warn(f"{source}: dropped {int((~inside).sum())} notes outside the piano range A0..C8", stacklevel=2)
+    return notes[inside]
+
+
+def pedal_intervals(events, end_time: float) -> np.ndarray:
+    """Sustain-down intervals ``[k, 2]`` (down s, up s) from CC64 ``(time s, value)`` events.
+
+    A value >= 64 is down.  A pedal still down at the end is released at ``end_time``.
+    """
+    intervals, down_at = [], None
+    for time, value in sorted(events, key=lambda e: e[0]):
+        if value >= SUSTAIN_THRESHOLD and down_at is None:
+            down_at = float(time)
+        elif value < SUSTAIN_THRESHOLD and down_at is not None:
+            intervals.append((down_at, float(time)))
+            down_at = None
+    if down_at is not None:
+        intervals.append((down_at, max(down_at, float(end_time))))
+    return np.asarray(intervals, dtype=np.float64).reshape(-1, 2)
+
+
+def apply_sustain_pedal(notes: np.ndarray, intervals: np.ndarray) -> np.ndarray:
+    """Lengthen notes by the sustain pedal (the MAESTRO / Onsets-and-Frames convention).
+
+    A note whose key is released while the pedal is down (``down <= end < up``; this also
+    covers a pedal already down at note-on) lasts until the pedal goes up, or until the same
+    pitch is struck again, whichever comes first.  Returns a new notes array.
+    """
+    out = notes.copy()
+    if len(out) == 0 or len(intervals) == 0:
+        return out
+    ends = out[:, END]
+    idx = np.searchsorted(intervals[:, 0], ends, side="right") - 1  # last pedal-down at or before the key-up
+    held = (idx >= 0) & (ends < intervals[np.maximum(idx, 0), 1])
+    sustained_end = np.where(held, intervals[np.maximum(idx, 0), 1], ends)
+    # A re-strike of the same pitch ends a note that only the pedal was holding.
+    for pitch in np.unique(out[:, PITCH]):
+        rows = np.flatnonzero(out[:, PITCH] == pitch)
+        rows = rows[np.argsort(out[rows, START], kind="stable")]
+        for a, b in zip(rows[:-1], rows[1:]):
+            next_start = out[b, START]
+            if held[a] and ends[a] <= next_start < sustained_end[a]:
+                sustained_end[a] = next_start
+    out[:, END] = sustained_end
+    return out
+
+
+def notes_to_pretty_midi(notes: np.ndarray, program: int = 0, name: str = "Piano"):
+    """A ``pretty_midi.PrettyMIDI`` with one instrument holding ``notes`` (seconds, MIDI pitch, velocity)."""
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(program=program, name=name)
+    for start, end, pitch, vel in notes:
+        inst.notes.append(pretty_midi.Note(velocity=int(np.clip(round(vel), 1, 127)), pitch=int(pitch),
+                                           start=float(start), end=float(max(end, start + 1e-3))))
+    pm.instruments.append(inst)
+    return pm
+
+
+def write_midi(pm, path: str | os.PathLike) -> None:
+    """Write a PrettyMIDI atomically."""
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp:
+        pm.write(str(tmp))
