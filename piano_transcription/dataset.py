@@ -1,0 +1,54 @@
+"""tf.data input from prepared shards: streamed, shuffled, batched, prefetched.
+
+Shards are read one at a time by a Python generator (shard order reshuffled every pass), then a
+shuffle buffer of segments mixes pieces; the whole split is never in memory.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .constants import N_KEYS, N_MELS, SEGMENT_FRAMES
+from .maestro import load_shard, shard_paths
+
+
+def segment_generator(paths, shuffle: bool, seed: int, repeat: bool):
+    """Yield ``(mel, targets)`` per segment from shard ``paths``."""
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(len(paths)) if shuffle else np.arange(len(paths))
+        for i in order:
+            shard = load_shard(paths[i])
+            for k in range(len(shard["mel"])):
+                yield shard["mel"][k], {
+                    "onset": shard["onsets"][k],
+                    "offset": shard["offsets"][k],
+                    "frame": shard["frames"][k],
+                    "velocity": np.concatenate([shard["velocities"][k], shard["onsets"][k]], axis=-1),
+                }
+        if not repeat:
+            return
+
+
+def make_dataset(prepared_dir: str | os.PathLike, split: str = "train", batch_size: int = 4, shuffle: bool = True,
+                 repeat: bool = True, shuffle_buffer: int = 256, seed: int = 0, frames: int = SEGMENT_FRAMES):
+    """A ``tf.data.Dataset`` of ``(mel [B, frames, 229], {onset, offset, frame, velocity})`` batches."""
+    from .tf_env import quiet_tensorflow
+
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    paths = [str(p) for p in shard_paths(prepared_dir, split)]
+    if not paths:
+        raise ValueError(f"{prepared_dir}: the split {split!r} has no prepared pieces")
+    roll = tf.TensorSpec((frames, N_KEYS), tf.float32)
+    signature = (tf.TensorSpec((frames, N_MELS), tf.float32),
+                 {"onset": roll, "offset": roll, "frame": roll,
+                  "velocity": tf.TensorSpec((frames, 2 * N_KEYS), tf.float32)})
+    ds = tf.data.Dataset.from_generator(lambda: segment_generator(paths, shuffle, seed, repeat),
+                                        output_signature=signature)
+    if shuffle:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)

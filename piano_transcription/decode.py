@@ -1,0 +1,65 @@
+"""Probability rolls to notes: Magenta's onset-gated decoder (``pianoroll_to_note_sequence``).
+
+A note may start only in a frame whose onset probability passes the onset threshold (onset
+frames also count as active); it continues while the frame probability passes the frame
+threshold; a new onset (an onset frame after a non-onset frame) on a sounding pitch ends the
+previous note and starts a new one.  Times are ``frame / 31.25`` s.  The velocity is read at the
+note's first frame: MIDI velocity ``= 80 * clip(v, 0, 1) + 10``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .constants import FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS, VEL_BIAS, VEL_SCALE
+
+DEFAULT_ONSET_THRESHOLD = 0.5
+DEFAULT_FRAME_THRESHOLD = 0.5
+
+
+def velocity_to_midi(v):
+    """Model velocity (about 0..1) to MIDI velocity ``80 * clip(v, 0, 1) + 10`` (int)."""
+    return (np.clip(v, 0.0, 1.0) * VEL_SCALE + VEL_BIAS).astype(int)
+
+
+def per_key(threshold) -> np.ndarray:
+    """A scalar or per-key threshold as an array ``[88]``."""
+    t = np.asarray(threshold, dtype=np.float64)
+    return np.full(N_KEYS, float(t)) if t.ndim == 0 else t.reshape(N_KEYS)
+
+
+def decode_notes(frame_probs: np.ndarray, onset_probs: np.ndarray, velocity: np.ndarray | None = None,
+                 onset_threshold=DEFAULT_ONSET_THRESHOLD, frame_threshold=DEFAULT_FRAME_THRESHOLD,
+                 offset_probs: np.ndarray | None = None, offset_threshold=None,
+                 min_duration: float = 0.0, fps: float = FRAMES_PER_SECOND) -> np.ndarray:
+    """Decode ``[frames, 88]`` probability rolls to a notes array ``[n, 4]`` (start s, end s, pitch, velocity).
+
+    Thresholds may be scalars or per-key arrays ``[88]``.  ``offset_probs`` with an
+    ``offset_threshold`` additionally ends notes where an offset is detected (off by default, as in
+    Magenta's inference).  Notes shorter than ``min_duration`` seconds are dropped.
+    """
+    onsets = onset_probs >= per_key(onset_threshold)
+    active = (frame_probs >= per_key(frame_threshold)) | onsets
+    if offset_probs is not None and offset_threshold is not None:
+        active &= ~(offset_probs >= per_key(offset_threshold))
+    velocity = np.zeros_like(frame_probs) if velocity is None else velocity
+    n = len(active)
+    new_onset = onsets & ~np.vstack([np.zeros((1, N_KEYS), bool), onsets[:-1]])
+    padded = np.vstack([np.zeros((1, N_KEYS), bool), active, np.zeros((1, N_KEYS), bool)])
+    rows = []
+    for key in np.flatnonzero((onsets & active).any(axis=0)):
+        a = padded[:, key]
+        run_starts = np.flatnonzero(a[1:] & ~a[:-1])  # frame indices where active runs begin
+        run_ends = np.flatnonzero(~a[1:] & a[:-1])  # one past their last frame
+        candidates = np.flatnonzero(onsets[:, key] & active[:, key])
+        run = np.searchsorted(run_starts, candidates, side="right") - 1
+        first_in_run = np.r_[True, run[1:] != run[:-1]]
+        keep = first_in_run | new_onset[candidates, key]
+        starts, run = candidates[keep], run[keep]
+        same_run_next = np.r_[run[1:] == run[:-1], False]
+        ends = np.where(same_run_next, np.r_[starts[1:], 0], run_ends[run])
+        for s0, e0 in zip(starts, ends):
+            if (e0 - s0) / fps >= min_duration:
+                rows.append((s0 / fps, e0 / fps, key + MIN_MIDI_PITCH, velocity_to_midi(velocity[s0, key])))
+    out = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+    return out[np.lexsort((out[:, 2], out[:, 0]))] if len(out) else out

@@ -1,0 +1,37 @@
+"""Magenta's losses for the four heads (``model.py`` of onsets_frames_transcription).
+
+* onsets, offsets, frames: log loss ``-y log(p + eps) - (1 - y) log(1 - p + eps)``, eps 1e-7,
+  averaged over frames and keys;
+* velocity: ``sum over keys of onset_label * (velocity_label - velocity)^2``, averaged over frames.
+  Its target packs ``[velocity labels, onset labels]`` on the last axis (``[B, T, 176]``).
+
+The total training loss is the sum of the four.
+"""
+
+from __future__ import annotations
+
+EPSILON = 1e-7
+
+
+def log_loss(y_true, y_pred):
+    """Per-example log loss ``[B]`` (mean over frames and keys)."""
+    from keras import ops
+
+    y_true = ops.cast(y_true, y_pred.dtype)
+    loss = -y_true * ops.log(y_pred + EPSILON) - (1.0 - y_true) * ops.log(1.0 - y_pred + EPSILON)
+    return ops.mean(loss, axis=(1, 2))
+
+
+def velocity_loss(y_true, y_pred):
+    """Per-example onset-masked squared velocity error ``[B]``; ``y_true`` is ``[velocity, onsets]`` stacked."""
+    from keras import ops
+
+    y_true = ops.cast(y_true, y_pred.dtype)
+    n = ops.shape(y_pred)[-1]
+    velocity, onsets = y_true[..., :n], y_true[..., n:]
+    return ops.mean(ops.sum(onsets * ops.square(velocity - y_pred), axis=-1), axis=1)
+
+
+def losses() -> dict:
+    """Loss per output name, for ``model.compile``."""
+    return {"onset": log_loss, "offset": log_loss, "frame": log_loss, "velocity": velocity_loss}

@@ -1,0 +1,193 @@
+"""The Onsets-and-Frames network in Keras 3 (Hawthorne et al. 2018, Magenta's MAESTRO model).
+
+Four stacks read the log-mel input ``mel`` ``[batch, frames, 229]``:
+
+* acoustic stack (each stack has its own): conv 3x3 (no bias) + BatchNorm (no scale) + ReLU,
+  conv + BN + ReLU, max-pool 1x2 over frequency, conv + BN + ReLU, max-pool 1x2, flatten per
+  frame, dense + ReLU;
+* onsets / offsets: acoustic stack, bidirectional LSTM, dense 88 + sigmoid;
+* velocity: acoustic stack, dense 88 (linear), connected to nothing else;
+* frame: acoustic stack, dense 88 + sigmoid (activation probabilities), concatenated as
+  ``[onset probs, activation probs, offset probs]`` (gradients stopped into the onset and offset
+  stacks, as in Magenta), bidirectional LSTM, dense 88 + sigmoid.
+
+Outputs ``onset``, ``offset``, ``frame`` (probabilities) and ``velocity`` (raw), each
+``[batch, frames, 88]``.  The three sigmoid heads are a ``*_logits`` dense layer followed by a
+sigmoid layer, so that the logits stay reachable (TFLite export).
+
+Layer names follow Magenta's variable scopes (``onsets_conv0`` <-> ``onsets/conv0/weights``...);
+:mod:`piano_transcription.magenta` relies on them.  BatchNorm epsilon 0.001 and the conv/dense
+initialiser (variance scaling, factor 2, fan_avg, uniform) are slim's, as Magenta used them.
+The LSTMs keep Keras's cuDNN-compatible arguments, so on a GPU they run the cuDNN kernel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .constants import N_KEYS, N_MELS
+
+STACKS = ("onsets", "offsets", "velocity", "frame")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the network.  ``filters``: the three conv layers; ``fc``: the dense layer after the
+    convs; ``lstm``: units per direction of each bidirectional LSTM."""
+
+    filters: tuple[int, int, int] = (48, 48, 96)
+    fc: int = 768
+    lstm: int = 256
+    bn_momentum: float = 0.99
+    dropout: float = 0.0
+
+
+CONFIGS = {
+    # Magenta's MAESTRO checkpoint (22.6 M parameters); slim's batch-norm decay 0.999.
+    "maestro": ModelConfig((48, 48, 96), 768, 256, bn_momentum=0.999),
+    # Trainable on a 2-core CPU: 2.5 M parameters, about 5x faster per step than "maestro".
+    "small": ModelConfig((16, 16, 32), 256, 64),
+    # For tests only.
+    "tiny": ModelConfig((4, 4, 8), 32, 8),
+}
+
+
+def get_config(name_or_config) -> ModelConfig:
+    """A :class:`ModelConfig` from a name in :data:`CONFIGS`, a dict, or a config."""
+    if isinstance(name_or_config, ModelConfig):
+        return name_or_config
+    if isinstance(name_or_config, dict):
+        d = dict(name_or_config)
+        d["filters"] = tuple(d["filters"])
+        return ModelConfig(**d)
+    if name_or_config not in CONFIGS:
+        raise ValueError(f"unknown model config {name_or_config!r}; choose one of {sorted(CONFIGS)}")
+    return CONFIGS[name_or_config]
+
+
+def _keras():
+    from .tf_env import quiet_tensorflow
+
+    quiet_tensorflow()
+    import keras
+
+    return keras
+
+
+def custom_objects() -> dict:
+    """Custom layers needed to load a saved model."""
+    return {"StopGradient": _stop_gradient_class()}
+
+
+_STOP_GRADIENT = None
+
+
+def _stop_gradient_class():
+    global _STOP_GRADIENT
+    if _STOP_GRADIENT is None:
+        keras = _keras()
+
+        @keras.saving.register_keras_serializable(package="piano_transcription")
+        class StopGradient(keras.layers.Layer):
+            """Identity whose gradient is zero (Magenta's ``stop_onset_gradient``)."""
+
+            def call(self, x):
+                return keras.ops.stop_gradient(x)
+
+        _STOP_GRADIENT = StopGradient
+    return _STOP_GRADIENT
+
+
+def _initializer():
+    keras = _keras()
+    return keras.initializers.VarianceScaling(scale=2.0, mode="fan_avg", distribution="uniform")
+
+
+def acoustic_stack(x, prefix: str, cfg: ModelConfig):
+    """Convs + pools + dense of one stack: ``[B, T, 229, 1]`` -> ``[B, T, fc]``."""
+    layers = _keras().layers
+    for i, (filters, pool) in enumerate(zip(cfg.filters, (1, 2, 2))):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=_initializer(),
+                          name=f"{prefix}_conv{i}")(x)
+        x = layers.BatchNormalization(scale=False, epsilon=1e-3, momentum=cfg.bn_momentum,
+                                      name=f"{prefix}_conv{i}_bn")(x)
+        x = layers.Activation("relu", name=f"{prefix}_conv{i}_relu")(x)
+        if pool > 1:
+            x = layers.MaxPooling2D((1, pool), strides=(1, pool), name=f"{prefix}_pool{i}")(x)
+        if cfg.dropout > 0 and i > 0:
+            x = layers.Dropout(cfg.dropout, name=f"{prefix}_dropout{i}")(x)
+    freq = N_MELS // 2 // 2
+    x = layers.Reshape((-1, freq * cfg.filters[-1]), name=f"{prefix}_flatten")(x)
+    x = layers.Dense(cfg.fc, activation="relu", kernel_initializer=_initializer(), name=f"{prefix}_fc_end")(x)
+    if cfg.dropout > 0:
+        x = layers.Dropout(cfg.dropout, name=f"{prefix}_dropout_end")(x)
+    return x
+
+
+def bilstm(x, units: int, name: str):
+    """Bidirectional LSTM with cuDNN-compatible arguments (tanh / sigmoid, no recurrent dropout)."""
+    layers = _keras().layers
+    return layers.Bidirectional(layers.LSTM(units, return_sequences=True), name=name)(x)
+
+
+def sigmoid_head(x, prefix: str, name: str):
+    """Dense 88 logits (``{prefix}_logits``) and the sigmoid output layer ``name`` (float32)."""
+    layers = _keras().layers
+    logits = layers.Dense(N_KEYS, kernel_initializer=_initializer(), name=f"{prefix}_logits", dtype="float32")(x)
+    return layers.Activation("sigmoid", name=name, dtype="float32")(logits)
+
+
+def build_model(config="small", name: str = "onsets_and_frames"):
+    """Build the (uncompiled) Keras model for a config name or :class:`ModelConfig`."""
+    keras = _keras()
+    layers = keras.layers
+    cfg = get_config(config)
+    mel = keras.Input(shape=(None, N_MELS), name="mel")
+    x = layers.Reshape((-1, N_MELS, 1), name="add_channel")(mel)
+
+    onset = sigmoid_head(bilstm(acoustic_stack(x, "onsets", cfg), cfg.lstm, "onsets_lstm"), "onsets", "onset")
+    offset = sigmoid_head(bilstm(acoustic_stack(x, "offsets", cfg), cfg.lstm, "offsets_lstm"), "offsets", "offset")
+    velocity = layers.Dense(N_KEYS, kernel_initializer=_initializer(), name="velocity",
+                            dtype="float32")(acoustic_stack(x, "velocity", cfg))
+    activation = layers.Dense(N_KEYS, activation="sigmoid", kernel_initializer=_initializer(),
+                              name="frame_activation_probs")(acoustic_stack(x, "frame", cfg))
+    stop = _stop_gradient_class()
+    combined = layers.Concatenate(axis=-1, name="frame_concat")(
+        [stop(name="stop_onset_gradient")(onset), activation, stop(name="stop_offset_gradient")(offset)])
+    frame = sigmoid_head(bilstm(combined, cfg.lstm, "frame_lstm"), "frame", "frame")
+    model = keras.Model(mel, {"onset": onset, "offset": offset, "frame": frame, "velocity": velocity}, name=name)
+    model.config = cfg
+    return model
+
+
+def save_model(model, path) -> None:
+    """Save as a ``.keras`` file, atomically."""
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def load_model(path):
+    """Load a ``.keras`` model written by this project (or any with the same contract)."""
+    from pathlib import Path
+
+    keras = _keras()
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model file")
+    model = keras.saving.load_model(str(path), custom_objects=custom_objects(), compile=False)
+    check_contract(model)
+    return model
+
+
+def check_contract(model) -> None:
+    """Raise ValueError unless the model maps ``mel [B, T, 229]`` to onset/offset/frame/velocity ``[B, T, 88]``."""
+    names = set(model.output_names) if hasattr(model, "output_names") else set()
+    want = {"onset", "offset", "frame", "velocity"}
+    if not want <= names:
+        raise ValueError(f"model outputs {sorted(names)} do not include {sorted(want)}")
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 3 or shape[-1] != N_MELS:
+        raise ValueError(f"model input shape {shape} is not [batch, frames, {N_MELS}]")
+

@@ -1,0 +1,43 @@
+"""TensorFlow process settings: quiet start-up logs, GPU memory growth, device detection."""
+
+from __future__ import annotations
+
+import os
+
+_DONE = False
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ start-up notices (must run before the first ``import tensorflow``)."""
+    global _DONE
+    if _DONE:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:
+            pass
+    _DONE = True
+
+
+def gpu_count() -> int:
+    """Number of visible GPUs (0 on CPU-only machines)."""
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
+
+
+def distribution_strategy():
+    """``MirroredStrategy`` over all GPUs when there are several, else the default strategy."""
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    if gpu_count() > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()

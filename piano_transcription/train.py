@@ -1,0 +1,141 @@
+"""Training: Adam with Magenta's schedule, checkpoints with resume, CSV / TensorBoard logs.
+
+Command line (long runs belong outside Jupyter)::
+
+    python -m piano_transcription.train PREPARED_DIR RUN_DIR --config small --steps 20000
+
+Re-running the same command after an interruption resumes from the last checkpoint in
+``RUN_DIR/checkpoint.keras`` (weights, optimizer state and step count, written every
+``--save-every`` steps); ``RUN_DIR/model.keras`` is the final model; ``RUN_DIR/log.csv`` and
+``RUN_DIR/tensorboard`` hold the learning curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+# Magenta's hyper-parameters (onsets_frames_transcription/model.py).
+LEARNING_RATE = 6e-4
+DECAY_STEPS = 10000
+DECAY_RATE = 0.98
+CLIP_NORM = 3.0
+
+
+def make_optimizer(learning_rate: float = LEARNING_RATE):
+    """Adam, exponential staircase decay (x0.98 every 10k steps), global-norm clipping at 3."""
+    import keras
+
+    schedule = keras.optimizers.schedules.ExponentialDecay(learning_rate, DECAY_STEPS, DECAY_RATE, staircase=True)
+    return keras.optimizers.Adam(schedule, global_clipnorm=CLIP_NORM)
+
+
+def loss_objects() -> dict:
+    """The loss functions by name, to load a compiled checkpoint."""
+    from .losses import log_loss, velocity_loss
+
+    return {"log_loss": log_loss, "velocity_loss": velocity_loss}
+
+
+def compile_model(model, learning_rate: float = LEARNING_RATE):
+    """Compile with the four losses (summed) and the optimizer."""
+    from .losses import losses
+
+    model.compile(optimizer=make_optimizer(learning_rate), loss=losses(), jit_compile=False)
+    return model
+
+
+def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: int = 4, steps_per_epoch: int = 100,
+          save_every: int = 100, learning_rate: float = LEARNING_RATE, seed: int = 0, mixed_precision: bool = False,
+          validation_steps: int | None = None, init_model=None, verbose: int = 1, stop_after: int | None = None):
+    """Train (or resume) a model on a prepared data set; return ``(model, history dict)``.
+
+    ``steps`` is the total number of optimizer steps: a resumed run continues from the step and
+    optimizer state of ``RUN_DIR/checkpoint.keras`` (written every ``save_every`` steps, atomically)
+    up to it.  Validation loss on the ``validation`` split is logged each epoch of ``steps_per_epoch``
+    steps (``validation_steps`` batches, default all).  ``init_model``: a ``.keras`` file to start
+    from (fine-tuning).  ``stop_after``: stop after that many steps of this call (to test resume).
+    """
+    from .tf_env import distribution_strategy, quiet_tensorflow
+
+    quiet_tensorflow()
+    import keras
+
+    from .dataset import make_dataset
+    from .model import build_model, custom_objects, get_config, load_model, save_model
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    cfg = get_config(config)
+    checkpoint = run_dir / "checkpoint.keras"
+    strategy = distribution_strategy()
+    with strategy.scope():
+        if checkpoint.exists():
+            model = keras.saving.load_model(str(checkpoint), custom_objects={**custom_objects(), **loss_objects()})
+        else:
+            model = load_model(init_model) if init_model else build_model(cfg)
+            compile_model(model, learning_rate)
+            (run_dir / "config.json").write_text(json.dumps(
+                dict(config=cfg.__dict__, steps=steps, batch_size=batch_size, learning_rate=learning_rate,
+                     seed=seed, prepared_dir=str(prepared_dir), init_model=str(init_model) if init_model else None),
+                indent=1))
+    start_step = int(model.optimizer.iterations.numpy())
+    batch_size *= strategy.num_replicas_in_sync
+    train_ds = make_dataset(prepared_dir, "train", batch_size, shuffle=True, repeat=True, seed=seed + start_step)
+    try:
+        val_ds = make_dataset(prepared_dir, "validation", batch_size, shuffle=False, repeat=False)
+        if validation_steps:
+            val_ds = val_ds.take(validation_steps)
+    except ValueError:
+        val_ds = None
+    last = min(steps, start_step + stop_after) if stop_after is not None else steps
+
+    class Checkpointer(keras.callbacks.Callback):
+        """Saves the resumable checkpoint (model + optimizer) every ``save_every`` steps; stops at ``last``."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            step = int(self.model.optimizer.iterations.numpy())
+            if step % save_every == 0 or step >= last:
+                save_model(self.model, checkpoint)
+            if step >= last:
+                self.model.stop_training = True
+
+    history = {}
+    if start_step < last:
+        callbacks = [Checkpointer(), keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
+                     keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), update_freq=50)]
+        epochs = -(-last // steps_per_epoch)
+        history = model.fit(train_ds, epochs=epochs, initial_epoch=start_step // steps_per_epoch,
+                            steps_per_epoch=steps_per_epoch, validation_data=val_ds, callbacks=callbacks,
+                            verbose=verbose).history
+    save_model(model, run_dir / "model.keras")
+    return model, history
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m piano_transcription.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("prepared_dir", help="folder written by prepare_dataset (manifest.json + shards)")
+    p.add_argument("run_dir", help="folder for checkpoints, logs and model.keras (resumed if it exists)")
+    p.add_argument("--config", default="small", help="model size: maestro, small or tiny (default small)")
+    p.add_argument("--steps", type=int, default=20000, help="total optimizer steps")
+    p.add_argument("--batch-size", type=int, default=4, help="20 s segments per step and GPU (default 4)")
+    p.add_argument("--steps-per-epoch", type=int, default=500, help="steps between validation runs")
+    p.add_argument("--save-every", type=int, default=250, help="steps between checkpoints")
+    p.add_argument("--learning-rate", type=float, default=LEARNING_RATE)
+    p.add_argument("--validation-steps", type=int, default=None, help="validation batches per epoch (default all)")
+    p.add_argument("--init-model", default=None, help=".keras file to start from")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs with tensor cores)")
+    a = p.parse_args(argv)
+    train(a.prepared_dir, a.run_dir, a.config, a.steps, a.batch_size, a.steps_per_epoch, a.save_every,
+          a.learning_rate, a.seed, a.mixed_precision, a.validation_steps, a.init_model, verbose=2)
+
+
+if __name__ == "__main__":
+    main()
