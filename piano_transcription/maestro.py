@@ -59,8 +59,10 @@ def read_metadata(path: str | os.PathLike):
     import pandas as pd
 
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() or not path.suffix:
         path = find_metadata(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file")
     if path.suffix == ".json":
         raw = json.loads(path.read_text())
         df = pd.DataFrame(raw) if isinstance(raw, list) else pd.DataFrame({k: pd.Series(v) for k, v in raw.items()})
@@ -143,22 +145,19 @@ def find_split_points(notes: np.ndarray, samples: np.ndarray, sr: int = SAMPLE_R
     points = [0.0]
     while total - points[-1] > max_length:
         lo, hi = points[-1] + min_length, points[-1] + max_length
-        candidates = [min(g1, hi) for g0, g1 in gaps if g1 > lo and g0 < hi]
         # prefer the middle of the latest silent gap inside the window, if any
         inside = [(max(g0, lo), min(g1, hi)) for g0, g1 in gaps if g1 > lo and g0 < hi]
-        cut = (inside[-1][0] + inside[-1][1]) / 2 if candidates else quietest_time(samples, sr, lo, hi)
-        cut = snap_to_grid(cut, sr)
-        if cut <= points[-1] + min_length / 2:  # snapping can never stall the loop
-            cut = snap_to_grid(hi, sr)
+        cut = (inside[-1][0] + inside[-1][1]) / 2 if inside else quietest_time(samples, sr, lo, hi)
+        cut = min(max(snap_to_grid(cut), snap_to_grid(lo, up=True)), snap_to_grid(hi))
         points.append(cut)
     points.append(total)
     return points
 
 
-def snap_to_grid(t: float, sr: int = SAMPLE_RATE) -> float:
-    """``t`` (s) rounded down to a multiple of the hop (512 samples at 16 kHz)."""
-    hop_s = HOP_LENGTH / sr
-    return float(np.floor(t / hop_s + 1e-9) * hop_s)
+def snap_to_grid(t: float, up: bool = False) -> float:
+    """``t`` (s) rounded down (or ``up``) to the frame grid (multiples of 512 samples at 16 kHz)."""
+    hop_s = HOP_LENGTH / SAMPLE_RATE
+    return float((np.ceil(t / hop_s - 1e-9) if up else np.floor(t / hop_s + 1e-9)) * hop_s)
 
 
 # ---------------------------------------------------------------------------------------- pieces

@@ -1,0 +1,113 @@
+"""Evaluating a model on a prepared split: frame and note metrics per piece, averaged over pieces.
+
+Test pieces are whole pieces, compared with the notes of their MIDI file (sustain applied), as in
+the papers.  Validation (and training) segments are compared with notes decoded from their label
+rolls (times on the 32 ms frame grid), since a segment has no MIDI file of its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .constants import FRAMES_PER_SECOND
+
+
+def label_notes(onsets: np.ndarray, frames: np.ndarray, velocities: np.ndarray) -> np.ndarray:
+    """Reference notes from label rolls (the decoder on the 0/1 labels); velocities as 1..127."""
+    from .decode import decode_notes
+
+    notes = decode_notes(frames.astype(np.float32), onsets.astype(np.float32), None, 0.5, 0.5)
+    if len(notes):
+        starts = np.round(notes[:, 0] * FRAMES_PER_SECOND).astype(int)
+        keys = notes[:, 2].astype(int) - 21
+        notes[:, 3] = np.maximum(velocities[starts, keys] * 127.0, 1.0)
+    return notes
+
+
+def piece_metrics(rolls: dict, ref_notes: np.ndarray, ref_frames: np.ndarray, onset_threshold=0.5,
+                  frame_threshold=0.5) -> dict[str, float]:
+    """Frame and note metrics of one piece's predicted rolls against its reference."""
+    from .decode import decode_notes, per_key
+    from .metrics import frame_metrics, note_metrics
+
+    est_notes = decode_notes(rolls["frame"], rolls["onset"], rolls["velocity"], onset_threshold, frame_threshold)
+    est_frames = (rolls["frame"] >= per_key(frame_threshold)) | (rolls["onset"] >= per_key(onset_threshold))
+    return {**frame_metrics(ref_frames, est_frames), **note_metrics(ref_notes, est_notes)}
+
+
+def predict_split(model, prepared_dir, split: str, progress: bool = True, limit: int | None = None):
+    """Yield one dict per example: ``piece``, ``segment``, predicted ``rolls`` and the reference
+    ``ref_notes``, ``ref_frames`` and ``ref_onsets``."""
+    from tqdm.auto import tqdm
+
+    from .inference import predict_mel
+    from .maestro import iter_examples, read_manifest
+    from .midi import read_midi
+
+    manifest = read_manifest(prepared_dir)
+    entries = manifest["splits"].get(split, {})
+    items = list(iter_examples(prepared_dir, split))[:limit] if limit else iter_examples(prepared_dir, split)
+    for pid, shard in tqdm(items, total=min(len(entries), limit or len(entries)), desc=f"evaluate {split}",
+                           disable=not progress):
+        for k, length in enumerate(shard["lengths"]):
+            length = int(length)
+            rolls = predict_mel(model, shard["mel"][k][:length])
+            ref_frames = shard["frames"][k][:length]
+            midi = entries[pid].get("midi")
+            source = Path(manifest.get("source", "")) / midi if midi else None
+            if split == "test" and len(shard["lengths"]) == 1 and source is not None and source.exists():
+                ref_notes = read_midi(source)
+            else:
+                ref_notes = label_notes(shard["onsets"][k][:length], ref_frames, shard["velocities"][k][:length])
+            yield dict(piece=pid, segment=k, rolls=rolls, ref_notes=ref_notes, ref_frames=ref_frames,
+                       ref_onsets=shard["onsets"][k][:length])
+
+
+def evaluate(model, prepared_dir, split: str = "test", onset_threshold=0.5, frame_threshold=0.5,
+             progress: bool = True, limit: int | None = None):
+    """Per-example metrics (a pandas DataFrame, one row per piece or segment) and their mean (dict)."""
+    import pandas as pd
+
+    from .metrics import mean_metrics
+
+    rows = []
+    for ex in predict_split(model, prepared_dir, split, progress, limit):
+        rows.append({"piece": ex["piece"], "segment": ex["segment"],
+                     **piece_metrics(ex["rolls"], ex["ref_notes"], ex["ref_frames"], onset_threshold, frame_threshold)})
+    df = pd.DataFrame(rows)
+    return df, mean_metrics([{k: v for k, v in r.items() if k not in ("piece", "segment")} for r in rows])
+
+
+def octave_groups() -> list[np.ndarray]:
+    """Key indices (0..87) grouped by octave of the piano (A0-B0, C1-B1, ..., C8)."""
+    pitches = np.arange(88) + 21
+    octave = pitches // 12 - 1
+    return [np.flatnonzero(octave == o) for o in np.unique(octave)]
+
+
+def tune_thresholds(examples: list[dict], candidates=np.round(np.arange(0.1, 0.95, 0.05), 2)) -> dict[str, np.ndarray]:
+    """Per-octave onset and frame thresholds that maximise F1 on (validation) examples.
+
+    ``examples``: dicts from :func:`predict_split` (``rolls``, ``ref_onsets``, ``ref_frames``).  For each
+    octave of keys, the onset threshold maximises the frame-level F1 of the onset roll against the
+    onset labels, and the frame threshold the F1 of the frame roll.  Returns ``{"onset": [88], "frame": [88]}``.
+    """
+    out = {"onset": np.full(88, 0.5), "frame": np.full(88, 0.5)}
+    for name, ref_key in (("onset", "ref_onsets"), ("frame", "ref_frames")):
+        for keys in octave_groups():
+            best, best_f = 0.5, -1.0
+            for t in candidates:
+                tp = fp = fn = 0.0
+                for ex in examples:
+                    est = ex["rolls"][name][:, keys] >= t
+                    ref = ex[ref_key][:, keys] > 0
+                    tp += np.sum(est & ref)
+                    fp += np.sum(est & ~ref)
+                    fn += np.sum(~est & ref)
+                f = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+                if f > best_f:
+                    best, best_f = float(t), f
+            out[name][keys] = best
+    return out

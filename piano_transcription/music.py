@@ -1,0 +1,60 @@
+"""Musical descriptors of a note list: tempo (beats per minute) and key (Krumhansl-Schmuckler)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .midi import END, PITCH, START
+
+KEY_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+# Krumhansl-Kessler probe-tone profiles (Krumhansl 1990), major and minor, starting at the tonic.
+MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def pitch_class_histogram(notes: np.ndarray, weight_by_duration: bool = True) -> np.ndarray:
+    """``[12]`` pitch-class weights (C = 0), by total duration or by note count; sums to 1 (zeros if empty)."""
+    w = (notes[:, END] - notes[:, START]) if weight_by_duration else np.ones(len(notes))
+    hist = np.bincount(notes[:, PITCH].astype(int) % 12, weights=w, minlength=12).astype(np.float64)
+    total = hist.sum()
+    return hist / total if total > 0 else hist
+
+
+def estimate_key(notes: np.ndarray) -> tuple[int, str]:
+    """Krumhansl-Schmuckler key: ``(pretty_midi key number, name)``; 0-11 major (C..B), 12-23 minor.
+
+    Correlates the duration-weighted pitch-class histogram with the 24 rotated profiles.
+    Returns ``(0, "C major")`` for an empty note list.
+    """
+    if len(notes) == 0:
+        return 0, "C major"
+    hist = pitch_class_histogram(notes)
+    best, best_r = 0, -np.inf
+    for mode, profile in ((0, MAJOR_PROFILE), (1, MINOR_PROFILE)):
+        for tonic in range(12):
+            r = np.corrcoef(hist, np.roll(profile, tonic))[0, 1]
+            if r > best_r:
+                best, best_r = mode * 12 + tonic, r
+    name = f"{KEY_NAMES[best % 12]} {'major' if best < 12 else 'minor'}"
+    return best, name
+
+
+def estimate_tempo(notes: np.ndarray, min_bpm: float = 40.0, max_bpm: float = 200.0, fps: float = 100.0,
+                   prior_bpm: float = 120.0, prior_octaves: float = 1.0) -> float:
+    """Tempo (BPM) from note onsets: autocorrelation of the onset train, weighted by a log-normal
+    prior around ``prior_bpm`` (as librosa's ``tempo`` does).  120.0 when there are too few notes."""
+    onsets = np.unique(np.round(notes[:, START] * fps).astype(int)) if len(notes) else np.array([], int)
+    if len(onsets) < 4:
+        return prior_bpm
+    train = np.zeros(onsets.max() + 1)
+    train[onsets] = 1.0
+    kernel = np.exp(-0.5 * (np.arange(-3, 4) / 1.5) ** 2)  # tolerate +-30 ms timing jitter
+    train = np.convolve(train, kernel, mode="same")
+    lags = np.arange(int(fps * 60 / max_bpm), int(fps * 60 / min_bpm) + 1)
+    lags = lags[lags < len(train)]
+    if len(lags) == 0:
+        return prior_bpm
+    ac = np.array([np.dot(train[:-lag], train[lag:]) for lag in lags]) / len(train)
+    bpm = 60.0 * fps / lags
+    prior = np.exp(-0.5 * (np.log2(bpm / prior_bpm) / prior_octaves) ** 2)
+    return float(bpm[int(np.argmax(ac * prior))])

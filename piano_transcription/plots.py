@@ -1,0 +1,81 @@
+"""Figures: spectrograms, label / probability rolls, notes over the spectrogram, pitch classes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .constants import FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def show_mel(mel: np.ndarray, ax=None, title: str = "log-mel spectrogram (dB)"):
+    """Draw a ``[frames, 229]`` log-mel spectrogram with time in seconds."""
+    plt = _plt()
+    ax = ax or plt.gca()
+    im = ax.imshow(mel.T, origin="lower", aspect="auto", cmap="magma",
+                   extent=(0, len(mel) / FRAMES_PER_SECOND, 0, mel.shape[1]))
+    ax.set(title=title, xlabel="time (s)", ylabel="mel bin")
+    return im
+
+
+def show_roll(roll: np.ndarray, ax=None, title: str = "", cmap: str = "Greys", vmax: float = 1.0):
+    """Draw a ``[frames, 88]`` roll (labels or probabilities) with time in seconds and MIDI pitch."""
+    plt = _plt()
+    ax = ax or plt.gca()
+    im = ax.imshow(roll.T, origin="lower", aspect="auto", cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest",
+                   extent=(0, len(roll) / FRAMES_PER_SECOND, MIN_MIDI_PITCH - 0.5, MIN_MIDI_PITCH + N_KEYS - 0.5))
+    ax.set(title=title, xlabel="time (s)", ylabel="MIDI pitch")
+    return im
+
+
+def draw_notes(notes: np.ndarray, ax=None, color: str = "tab:cyan", alpha: float = 0.8, label: str | None = None):
+    """Draw notes (start s, end s, pitch, velocity) as horizontal bars, opacity by velocity."""
+    plt = _plt()
+    ax = ax or plt.gca()
+    for i, (s, e, p, v) in enumerate(notes):
+        ax.add_patch(plt.Rectangle((s, p - 0.4), e - s, 0.8, color=color, alpha=alpha * (0.3 + 0.7 * v / 127),
+                                   label=label if i == 0 else None, linewidth=0))
+    if len(notes):
+        ax.set_xlim(0, max(ax.get_xlim()[1], notes[:, 1].max()))
+    return ax
+
+
+def transcription_figure(rolls: dict, notes: np.ndarray, title: str = "", ref_notes: np.ndarray | None = None):
+    """Onset and frame probability rolls over time, with the decoded notes drawn on the frame roll."""
+    plt = _plt()
+    fig, axes = plt.subplots(2, 1, figsize=(14, 8), sharex=True)
+    show_roll(rolls["onset"], axes[0], f"{title} onset probabilities", cmap="Blues")
+    show_roll(rolls["frame"], axes[1], "frame probabilities and decoded notes", cmap="Greys", vmax=2.0)
+    if ref_notes is not None:
+        draw_notes(ref_notes, axes[1], color="tab:green", alpha=0.5, label="reference")
+    draw_notes(notes, axes[1], color="tab:red", alpha=0.7, label="transcribed")
+    if len(notes) or ref_notes is not None:
+        axes[1].legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def pitch_class_figure(notes: np.ndarray, ax=None, title: str = "pitch classes (by duration)"):
+    """Bar chart of the duration-weighted pitch-class histogram."""
+    from .music import KEY_NAMES, pitch_class_histogram
+
+    plt = _plt()
+    ax = ax or plt.gca()
+    ax.bar(KEY_NAMES, pitch_class_histogram(notes))
+    ax.set(title=title, ylabel="share of sounding time")
+    return ax
+
+
+def save_figure(fig, path) -> None:
+    """Save a figure as PNG atomically and close it."""
+    from .io import atomic_path
+
+    plt = _plt()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)

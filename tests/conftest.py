@@ -1,0 +1,37 @@
+"""Shared fixtures: the embedded synthetic data set, built once per test session."""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def synthetic_maestro(tmp_path_factory):
+    """A tiny MAESTRO-format corpus (4 train, 1 validation, 1 test piece of ~25 s)."""
+    from piano_transcription.synthetic import build_synthetic_maestro
+
+    out = tmp_path_factory.mktemp("maestro")
+    return build_synthetic_maestro(out, {"train": 4, "validation": 1, "test": 1}, duration=25.0, seed=7)
+
+
+@pytest.fixture(scope="session")
+def prepared(synthetic_maestro, tmp_path_factory):
+    """The tiny corpus prepared into shards (single process, to keep the test quick)."""
+    from piano_transcription.maestro import prepare_dataset
+
+    out = tmp_path_factory.mktemp("prepared")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepare_dataset(synthetic_maestro, out, workers=1, progress=False)
+    return out
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
