@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+
+from piano_transcription.constants import FRAMES_PER_SECOND as FPS
+from piano_transcription.decode import decode_notes, velocity_to_midi
+from piano_transcription.metrics import frame_metrics, mean_metrics, note_metrics
+from piano_transcription.midi import make_notes
+
+
+def empty(t=20):
+    return np.zeros((t, 88)), np.zeros((t, 88))
+
+
+def test_decoder_reonset_splits_a_sounding_note():
+    f, o = empty()
+    f[2:10, 0] = 0.9
+    o[2:4, 0] = 0.9
+    o[6, 0] = 0.9
+    notes = decode_notes(f, o)
+    assert (notes[:, :2] * FPS).round().tolist() == [[2, 6], [6, 10]]
+
+
+def test_decoder_needs_an_onset_to_start_and_onsets_count_as_active():
+    f, o = empty()
+    f[2:6, 5] = 0.9  # frames without onset: no note
+    o[10, 7] = 0.9  # onset without frames: a one-frame note
+    f[12:15, 9] = 0.9
+    o[13, 9] = 0.9  # the onset comes late: the note starts there
+    notes = decode_notes(f, o)
+    got = {int(p): ((s * FPS).round(), (e * FPS).round()) for s, e, p, _ in notes}
+    assert 26 not in got
+    assert got[28] == (10, 11)
+    assert got[30] == (13, 15)
+
+
+def test_decoder_tail_frames_close_at_the_end_and_velocity():
+    f, o = empty()
+    v = np.zeros((20, 88))
+    f[15:, 3] = 0.9
+    o[15, 3] = 0.9
+    v[15, 3] = 0.5
+    notes = decode_notes(f, o, v)
+    assert notes[0, 1] * FPS == pytest.approx(20) and notes[0, 3] == 50  # 80 * 0.5 + 10
+    assert velocity_to_midi(np.array([-1.0, 2.0])).tolist() == [10, 90]
+
+
+def test_decoder_per_key_thresholds():
+    f, o = empty()
+    f[0:5, :2] = 0.6
+    o[0, :2] = 0.6
+    thresholds = np.full(88, 0.5)
+    thresholds[1] = 0.7
+    assert decode_notes(f, o, onset_threshold=thresholds)[:, 2].tolist() == [21]
+
+
+def test_decoder_matches_magenta_oracle_when_available():
+    pytest.importorskip("note_seq")
+    from note_seq import sequences_lib
+
+    rng = np.random.default_rng(0)
+    f = rng.random((200, 88)) < 0.3
+    o = rng.random((200, 88)) < 0.05
+    seq = sequences_lib.pianoroll_to_note_sequence(f, FPS, 0, onset_predictions=o, min_midi_pitch=21)
+    ref = sorted((round(n.start_time * FPS), round(n.end_time * FPS), n.pitch) for n in seq.notes)
+    ours = sorted((round(s * FPS), round(e * FPS), int(p)) for s, e, p, _ in decode_notes(f * 1.0, o * 1.0))
+    assert ours == ref
+
+
+def test_frame_metrics_and_dixon_accuracy():
+    ref = np.zeros((4, 88), bool)
+    est = np.zeros((4, 88), bool)
+    ref[0:2, 0] = True
+    est[1:4, 0] = True
+    m = frame_metrics(ref, est)  # tp 1, fp 2, fn 1
+    assert m["frame_precision"] == pytest.approx(1 / 3) and m["frame_recall"] == pytest.approx(1 / 2)
+    assert m["frame_accuracy"] == pytest.approx(1 / 4)
+    assert m["frame_f1"] == pytest.approx(0.4)
+
+
+def test_note_metrics_agree_with_mir_eval_by_hand():
+    ref = make_notes([(1.0, 2.0, 60, 80), (2.0, 2.5, 64, 70), (3.0, 4.0, 67, 90)])
+    est = make_notes([(1.03, 2.1, 60, 80),  # onset ok, offset within 20 %
+                      (2.04, 3.5, 64, 70),  # onset ok, offset far off
+                      (3.2, 4.0, 67, 90),  # onset 200 ms late: miss
+                      (5.0, 6.0, 72, 60)])  # extra
+    m = note_metrics(ref, est)
+    assert m["note_precision"] == pytest.approx(2 / 4) and m["note_recall"] == pytest.approx(2 / 3)
+    assert m["note_with_offset_precision"] == pytest.approx(1 / 4)
+    assert m["note_with_offset_recall"] == pytest.approx(1 / 3)
+    assert note_metrics(ref, ref)["note_with_offset_velocity_f1"] == pytest.approx(1.0)
+    assert note_metrics(ref, make_notes([]))["note_f1"] == 0.0
+    assert mean_metrics([{"a": 1.0}, {"a": 0.0}]) == {"a": 0.5}

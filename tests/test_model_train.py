@@ -1,0 +1,122 @@
+import json
+
+import numpy as np
+import pytest
+
+from piano_transcription.model import CONFIGS, build_model, load_model, save_model
+
+
+def test_maestro_config_matches_checkpoint_table():
+    from test_magenta import table
+
+    model = build_model("maestro")
+    assert model.count_params() == 22_602_104
+    real = {n: s for n, s in table().items() if not n.startswith(("beta", "global")) and "Adam" not in n
+            and not n.endswith("opaque_kernel")}
+    assert model.count_params() == sum(int(np.prod(s)) for s in real.values())
+    shapes = {
+        "onsets_conv0": [(3, 3, 1, 48)], "onsets_conv2": [(3, 3, 48, 96)],
+        "frame_conv1_bn": [(48,)] * 3, "velocity_fc_end": [(5472, 768), (768,)],
+        "velocity": [(768, 88), (88,)], "frame_activation_probs": [(768, 88), (88,)],
+        "frame_logits": [(512, 88), (88,)], "onsets_logits": [(512, 88), (88,)],
+        # Keras splits the TF kernel [in + 256, 1024] into kernel [in, 1024] and recurrent [256, 1024]
+        "frame_lstm": [(264, 1024), (256, 1024), (1024,)] * 2,
+        "offsets_lstm": [(768, 1024), (256, 1024), (1024,)] * 2,
+    }
+    for layer, want in shapes.items():
+        assert [tuple(w.shape) for w in model.get_layer(layer).get_weights()] == want, layer
+
+
+def test_contract_any_length_and_save_load(tmp_path):
+    model = build_model("tiny")
+    for frames in (7, 40):
+        y = model(np.zeros((2, frames, 229), np.float32))
+        assert set(y) == {"onset", "offset", "frame", "velocity"}
+        assert all(tuple(v.shape) == (2, frames, 88) for v in y.values())
+    probs = np.asarray(y["onset"])
+    assert probs.min() >= 0 and probs.max() <= 1
+    save_model(model, tmp_path / "m.keras")
+    again = load_model(tmp_path / "m.keras")
+    x = np.random.default_rng(0).normal(size=(1, 30, 229)).astype(np.float32)
+    for k in y:
+        np.testing.assert_allclose(np.asarray(model(x)[k]), np.asarray(again(x)[k]), atol=1e-6)
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.keras")
+
+
+def test_lstm_arguments_allow_cudnn():
+    model = build_model("tiny")
+    for name in ("onsets_lstm", "offsets_lstm", "frame_lstm"):
+        lstm = model.get_layer(name).forward_layer
+        assert lstm.activation.__name__ == "tanh" and lstm.recurrent_activation.__name__ == "sigmoid"
+        assert lstm.recurrent_dropout == 0 and not lstm.unroll and lstm.use_bias
+        assert lstm.use_cudnn in ("auto", True)
+
+
+def test_gradient_is_stopped_into_onset_and_offset_stacks():
+    import tensorflow as tf
+
+    model = build_model("tiny")
+    x = tf.random.normal((1, 10, 229))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(model(x, training=True)["frame"])
+    grads = tape.gradient(loss, model.trainable_variables)
+    by_name = {v.path: g for v, g in zip(model.trainable_variables, grads)}
+    assert all(g is None or not np.any(g) for p, g in by_name.items() if p.startswith(("onsets_", "offsets_")))
+    assert any(g is not None and np.any(g) for p, g in by_name.items() if p.startswith("frame_"))
+
+
+def test_losses_match_magenta_definitions():
+    from piano_transcription.losses import log_loss, velocity_loss
+
+    y = np.array([[[1.0, 0.0]]], np.float32)
+    p = np.array([[[0.8, 0.3]]], np.float32)
+    want = -(np.log(0.8 + 1e-7) + np.log(1 - 0.3 + 1e-7)) / 2
+    assert float(np.asarray(log_loss(y, p))[0]) == pytest.approx(want, rel=1e-5)
+    vel_true = np.array([[[0.5, 0.9, 1.0, 0.0]]], np.float32)  # velocities [0.5, 0.9], onsets [1, 0]
+    vel_pred = np.array([[[0.2, 0.0]]], np.float32)
+    assert float(np.asarray(velocity_loss(vel_true, vel_pred))[0]) == pytest.approx(0.09, rel=1e-5)
+
+
+def test_tiny_batch_is_overfit():
+    import keras
+
+    from piano_transcription.train import compile_model
+
+    keras.utils.set_random_seed(0)
+    model = compile_model(build_model("tiny"), learning_rate=1e-2)
+    rng = np.random.default_rng(0)
+    x = rng.normal(-40, 10, (2, 40, 229)).astype(np.float32)
+    onsets = (rng.random((2, 40, 88)) < 0.05).astype(np.float32)
+    frames = np.maximum(onsets, (rng.random((2, 40, 88)) < 0.1)).astype(np.float32)
+    y = {"onset": onsets, "offset": onsets, "frame": frames,
+         "velocity": np.concatenate([onsets * 0.7, onsets], axis=-1)}
+    first = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    model.fit(x, y, epochs=150, verbose=0, batch_size=2)
+    last = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    assert last < first / 5
+
+
+def test_training_resumes_from_the_saved_step(prepared, tmp_path):
+    from piano_transcription.train import train
+
+    run = tmp_path / "run"
+    model, _ = train(prepared, run, "tiny", steps=6, batch_size=2, steps_per_epoch=3, save_every=2, stop_after=4,
+                     verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 4
+    assert (run / "checkpoint.keras").exists() and (run / "log.csv").exists()
+    model2, hist = train(prepared, run, "tiny", steps=6, batch_size=2, steps_per_epoch=3, save_every=2, verbose=0)
+    assert int(model2.optimizer.iterations.numpy()) == 6
+    # the Adam moments were restored, not re-initialised
+    assert any(np.any(np.asarray(v)) for v in model2.optimizer.variables if "momentum" in v.path)
+    assert json.loads((run / "config.json").read_text())["config"]["lstm"] == CONFIGS["tiny"].lstm
+    assert (run / "model.keras").exists()
+
+
+def test_dataset_batches(prepared):
+    from piano_transcription.dataset import make_dataset
+
+    ds = make_dataset(prepared, "train", batch_size=2, shuffle=True, repeat=True)
+    x, y = next(iter(ds))
+    assert tuple(x.shape) == (2, 626, 229) and tuple(y["velocity"].shape) == (2, 626, 176)
+    assert set(y) == {"onset", "offset", "frame", "velocity"}
