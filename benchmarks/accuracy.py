@@ -1,0 +1,113 @@
+"""Held-out accuracy of the shipped model, side by side with basic-pitch on the same audio.
+
+The held-out set: 30 s excerpts of Mozart sonata performances (``performance_midi/batik_mozart``,
+pieces that training never saw), rendered with the MuseScore General piano (a timbre that training
+never heard).  Metrics per piece, averaged over pieces: mir_eval note F1 (onset 50 ms), note with
+offset, note with offset and velocity, and frame F1 (notes drawn on the 32 ms frame grid, for both
+systems alike).
+
+    .venv/bin/python benchmarks/accuracy.py --midi-root ../shared/data/performance_midi [--basic-pitch]
+
+``--basic-pitch`` installs basic-pitch into its own environment ``.venv-basic-pitch`` (first run only)
+and transcribes the same audio with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def scores(ref, est, n_frames):
+    from piano_transcription.labels import notes_to_rolls
+    from piano_transcription.metrics import frame_metrics, note_metrics
+
+    m = note_metrics(ref, est)
+    ref_roll = notes_to_rolls(ref, n_frames=n_frames).frames
+    est_roll = notes_to_rolls(est, n_frames=n_frames).frames if len(est) else np.zeros_like(ref_roll)
+    m.update(frame_metrics(ref_roll, est_roll))
+    return m
+
+
+def basic_pitch_notes(wavs: list[Path], out: Path) -> dict[str, np.ndarray]:
+    """Run basic-pitch (its own venv) on the wavs; return notes per file stem."""
+    from piano_transcription.midi import read_midi
+
+    venv = ROOT / ".venv-basic-pitch"
+    if not (venv / "bin" / "basic-pitch").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "basic-pitch", "setuptools<81"], check=True)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [w for w in wavs if not (out / f"{w.stem}_basic_pitch.mid").exists()]
+    if todo:
+        subprocess.run([str(venv / "bin" / "basic-pitch"), str(out)] + [str(w) for w in todo], check=True,
+                       stdout=subprocess.DEVNULL)
+    result = {}
+    for w in wavs:
+        try:
+            result[w.stem] = read_midi(out / f"{w.stem}_basic_pitch.mid")
+        except Exception:
+            result[w.stem] = np.zeros((0, 4))
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--midi-root", default=str(ROOT.parent / "shared" / "data" / "performance_midi"))
+    p.add_argument("--model", default=str(ROOT / "models" / "default.keras"))
+    p.add_argument("--heldout-dir", default=str(ROOT / "data" / "generated" / "heldout"))
+    p.add_argument("--pieces", type=int, default=12)
+    p.add_argument("--basic-pitch", action="store_true")
+    a = p.parse_args()
+
+    import pandas as pd
+
+    from piano_transcription.audio import load_audio
+    from piano_transcription.constants import frames_for_samples
+    from piano_transcription.corpus import build_heldout_set, midi_files
+    from piano_transcription.midi import read_midi
+    from piano_transcription.transcribe import transcribe
+
+    files = midi_files(Path(a.midi_root) / "batik_mozart")
+    rng = np.random.default_rng(0)
+    chosen = [files[i] for i in sorted(rng.choice(len(files), min(a.pieces, len(files)), replace=False))]
+    heldout = build_heldout_set(chosen, a.heldout_dir)
+    meta = pd.read_csv(heldout / "maestro-v3.0.0.csv")
+    wavs = [heldout / f for f in meta["audio_filename"]]
+    systems = {"ours": {}}
+    t0 = time.time()
+    from piano_transcription.model import load_model
+    from piano_transcription.transcribe import load_thresholds
+
+    model, tuned = load_model(a.model), load_thresholds(a.model)
+    for wav in wavs:
+        systems["ours"][wav.stem] = transcribe(wav, model=model, onset_threshold=tuned.get("onset"),
+                                               frame_threshold=tuned.get("frame")).notes
+    print(f"ours: {time.time() - t0:.1f} s for {len(wavs)} pieces")
+    if a.basic_pitch:
+        t0 = time.time()
+        systems["basic-pitch"] = basic_pitch_notes(wavs, Path(a.heldout_dir) / "basic_pitch")
+        print(f"basic-pitch: {time.time() - t0:.1f} s")
+    rows = []
+    for name, est in systems.items():
+        for wav in wavs:
+            ref = read_midi(wav.with_suffix(".midi"))
+            n = frames_for_samples(len(load_audio(wav)))
+            rows.append({"system": name, "piece": wav.stem, **scores(ref, est[wav.stem], n)})
+    df = pd.DataFrame(rows)
+    cols = ["note_f1", "note_with_offset_f1", "note_with_offset_velocity_f1", "frame_f1"]
+    print(df.groupby("system")[cols].mean().round(3).to_string())
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    main()
