@@ -1,0 +1,136 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from piano_transcription.tflite import (STEP_SAMPLES, WINDOW_FRAMES, WINDOW_SAMPLES, TFLiteModel, TFLiteModelError,
+                                        export_tflite)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    import keras
+
+    from piano_transcription.model import build_model
+
+    keras.utils.set_random_seed(1)
+    model = build_model("tiny")
+    # give the BatchNorm statistics non-trivial values, so that inference really uses them
+    for layer in model.layers:
+        if "bn" in layer.name:
+            beta, mean, var = layer.get_weights()
+            layer.set_weights([beta + 0.1, mean + 0.05, var * 1.5])
+    d = tmp_path_factory.mktemp("tflite")
+    return model, export_tflite(model, d / "m.tflite"), export_tflite(model, d / "q.tflite", quantize=True)
+
+
+def test_in_graph_mel_matches_librosa():
+    import librosa
+    import tensorflow as tf
+
+    from piano_transcription.audio import mel_filters
+    from piano_transcription.tflite import mel_front_end
+
+    rng = np.random.default_rng(0)
+    t = np.arange(WINDOW_SAMPLES) / 16000
+    x = (0.5 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
+    ours = mel_front_end(tf.constant(x[None]), tf.constant(mel_filters().T.astype(np.float32))).numpy()[0]
+    spec = np.abs(librosa.stft(x, n_fft=2048, hop_length=512, center=False)) ** 2
+    ref = librosa.power_to_db(mel_filters() @ spec, ref=1.0, top_db=80.0).T
+    assert ours.shape == (WINDOW_FRAMES, 229) == ref.shape
+    assert np.max(np.abs(ours - ref)) < 0.01  # dB
+
+
+def test_exported_model_matches_keras_on_the_same_windows(exported):
+    import tensorflow as tf
+
+    from piano_transcription.tflite import raw_audio_model
+
+    model, path, qpath = exported
+    lite = TFLiteModel(path)
+    x = np.random.default_rng(2).normal(0, 0.2, WINDOW_SAMPLES).astype(np.float32)
+    ref = {k: np.asarray(v)[0] for k, v in raw_audio_model(model)(tf.constant(x[None])).items()}
+    out = lite.run_window(x)
+    for name in ("frame_logits", "onset_logits", "offset_logits", "velocity_values"):
+        assert out[name].shape == (32, 88)
+        np.testing.assert_allclose(out[name], ref[name], atol=1e-4)
+    assert os.path.getsize(qpath) < os.path.getsize(path)
+    q = TFLiteModel(qpath).run_window(x)
+    assert np.corrcoef(q["frame_logits"].ravel(), out["frame_logits"].ravel())[0, 1] > 0.95
+
+
+def test_windowed_inference_frame_count_and_alignment(exported):
+    _, path, _ = exported
+    lite = TFLiteModel(path)
+    for n in (1000, STEP_SAMPLES, 3 * STEP_SAMPLES + 123):
+        rolls = lite.predict(np.zeros(n, np.float32))
+        assert all(r.shape == (1 + n // 512, 88) for r in rolls.values())
+        assert 0 <= rolls["frame"].min() and rolls["frame"].max() <= 1
+
+
+def test_a_note_across_tflite_windows_comes_out_once():
+    from piano_transcription.decode import decode_notes
+
+    class Fake(TFLiteModel):  # the stitching only: outputs say "note on" for frames 20..50
+        def __init__(self):
+            self.k = 0
+
+        def run_window(self, window):
+            frames = np.arange(self.k * 32, self.k * 32 + 32)
+            self.k += 1
+            on = ((frames >= 20) & (frames < 50))[:, None] * np.ones((1, 88))
+            onset = ((frames >= 20) & (frames < 22))[:, None] * np.ones((1, 88))
+            return {"frame_logits": 20 * on - 10, "onset_logits": 20 * onset - 10, "offset_logits": -10 + 0 * on,
+                    "velocity_values": 0 * on}
+
+    rolls = Fake().predict(np.zeros(3 * STEP_SAMPLES, np.float32))
+    notes = decode_notes(rolls["frame"], rolls["onset"])
+    assert len(notes[notes[:, 2] == 60]) == 1
+
+
+def test_bad_model_files(tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(TFLiteModelError):
+        TFLiteModel(bad)
+    with pytest.raises(FileNotFoundError):
+        TFLiteModel(tmp_path / "missing.tflite")
+
+
+def test_wrong_signature_is_rejected(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    inp = keras.Input(shape=(100,), batch_size=1)
+    m = keras.Model(inp, keras.layers.Dense(3)(inp))
+    path = tmp_path / "other.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(m).convert())
+    with pytest.raises(TFLiteModelError, match="17920"):
+        TFLiteModel(path)
+
+
+def test_light_path_runs_without_tensorflow_and_librosa(exported, tmp_path):
+    """The CLI with --tflite in a subprocess where importing tensorflow or librosa fails."""
+    import soundfile as sf
+
+    _, path, _ = exported
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.random.default_rng(0).normal(0, 0.1, 40000).astype(np.float32), 16000)
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    for mod in ("tensorflow", "librosa", "keras"):
+        (blocker / f"{mod}.py").write_text(f"raise ImportError('{mod} is blocked in this test')\n")
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(blocker)!r})
+        from piano_transcription.cli import main
+        rc = main([{str(wav)!r}, "--tflite", {str(path)!r}, "-o", {str(tmp_path / 'out')!r}, "-q"])
+        assert "tensorflow" not in sys.modules or sys.modules["tensorflow"] is None
+        sys.exit(rc)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "out" / "a.mid").exists()
