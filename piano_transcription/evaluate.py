@@ -111,3 +111,25 @@ def tune_thresholds(examples: list[dict], candidates=np.round(np.arange(0.1, 0.9
                     best, best_f = float(t), f
             out[name][keys] = best
     return out
+
+
+def false_positives_per_octave(examples: list[dict], onset_threshold=0.5, frame_threshold=0.5) -> np.ndarray:
+    """Transcribed notes that match no reference note (mir_eval onset matching, 50 ms), counted per
+    piano octave (index ``pitch // 12 - 1``: 0 = A0-B0 ... 8 = C8) over ``examples`` from :func:`predict_split`."""
+    import mir_eval
+
+    from .decode import decode_notes
+
+    counts = np.zeros(len(octave_groups()), int)
+    for ex in examples:
+        est = decode_notes(ex["rolls"]["frame"], ex["rolls"]["onset"], None, onset_threshold, frame_threshold)
+        ref = ex["ref_notes"]
+        matched = set()
+        if len(est) and len(ref):
+            pairs = mir_eval.transcription.match_notes(ref[:, :2], mir_eval.util.midi_to_hz(ref[:, 2]), est[:, :2],
+                                                       mir_eval.util.midi_to_hz(est[:, 2]), offset_ratio=None)
+            matched = {j for _, j in pairs}
+        for j, pitch in enumerate(est[:, 2].astype(int)):
+            if j not in matched:
+                counts[pitch // 12 - 1] += 1
+    return counts

@@ -66,3 +66,34 @@ def mean_metrics(per_piece: list[dict[str, float]]) -> dict[str, float]:
     if not per_piece:
         return {}
     return {k: float(np.mean([m[k] for m in per_piece])) for k in per_piece[0]}
+
+
+def roc_curve(labels: np.ndarray, scores: np.ndarray, max_points: int = 1000):
+    """ROC of binary ``labels`` vs ``scores`` (any shape): ``(false positive rate, true positive rate, AUC)``."""
+    labels = np.asarray(labels).ravel() > 0
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    order = np.argsort(-scores, kind="stable")
+    labels, scores = labels[order], scores[order]
+    distinct = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
+    tps = np.cumsum(labels)[distinct]
+    fps = (distinct + 1) - tps
+    tpr = np.r_[0.0, tps / max(tps[-1], 1)]
+    fpr = np.r_[0.0, fps / max(fps[-1], 1)]
+    auc = float(np.trapezoid(tpr, fpr))
+    step = max(1, len(fpr) // max_points)
+    return fpr[::step], tpr[::step], auc
+
+
+def threshold_sweep(labels: np.ndarray, scores: np.ndarray, thresholds=np.linspace(0.05, 0.95, 19)):
+    """Precision, recall and F1 of ``scores >= t`` against binary ``labels`` for each threshold (a DataFrame)."""
+    import pandas as pd
+
+    labels = np.asarray(labels) > 0
+    rows = []
+    for t in thresholds:
+        est = np.asarray(scores) >= t
+        tp, fp, fn = np.sum(labels & est), np.sum(~labels & est), np.sum(labels & ~est)
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        rows.append({"threshold": float(t), "precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0})
+    return pd.DataFrame(rows)

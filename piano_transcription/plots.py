@@ -79,3 +79,30 @@ def save_figure(fig, path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
+
+
+def model_diagram(model, ax=None):
+    """A block diagram of the four stacks (layer names and output widths) of an Onsets-and-Frames model."""
+    plt = _plt()
+    ax = ax or plt.figure(figsize=(14, 7)).gca()
+    columns = [("onsets", "onsets_lstm", "onsets_logits"), ("offsets", "offsets_lstm", "offsets_logits"),
+               ("velocity", None, "velocity"), ("frame", None, "frame_activation_probs")]
+    for c, (stack, lstm, head) in enumerate(columns):
+        boxes = [f"conv0 {model.get_layer(stack + '_conv0').filters} + BN + ReLU",
+                 f"conv1 {model.get_layer(stack + '_conv1').filters} + BN + ReLU, pool 1x2",
+                 f"conv2 {model.get_layer(stack + '_conv2').filters} + BN + ReLU, pool 1x2",
+                 f"dense {model.get_layer(stack + '_fc_end').units} + ReLU"]
+        if lstm:
+            boxes.append(f"BiLSTM {model.get_layer(lstm).forward_layer.units} x 2")
+        boxes.append(f"dense 88 {'linear' if stack == 'velocity' else 'sigmoid'}")
+        for r, text in enumerate(boxes):
+            ax.text(c * 3.2, -r, text, ha="center", va="center", fontsize=9,
+                    bbox=dict(boxstyle="round", fc=["#dbe9f6", "#e8dff5", "#fde2cf", "#d9f0d3"][c]))
+        ax.text(c * 3.2, 1, stack, ha="center", fontsize=12, weight="bold")
+    ax.text(7.9, -6.2, "concat [onset probs, activation probs, offset probs] (gradient stopped into onsets/offsets)"
+            "\n-> BiLSTM -> dense 88 sigmoid = frame", ha="center", fontsize=9,
+            bbox=dict(boxstyle="round", fc="#c7e9c0"))
+    ax.text(4.8, 2, "mel [batch, frames, 229]", ha="center", fontsize=11)
+    ax.set(xlim=(-1.8, 11.5), ylim=(-7, 2.6))
+    ax.axis("off")
+    return ax

@@ -8,12 +8,15 @@ _DONE = False
 
 
 def quiet_tensorflow() -> None:
-    """Silence TensorFlow's C++ start-up notices (must run before the first ``import tensorflow``)."""
+    """Quieter TensorFlow start-up (C++ warnings off) and GPU memory growth.
+
+    oneDNN stays on: turning it off (``TF_ENABLE_ONEDNN_OPTS=0``, the only way to silence its start-up
+    notice) makes a CPU training step of the small config 2.2x slower (3.4 s instead of 1.5 s, measured here).
+    """
     global _DONE
     if _DONE:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import tensorflow as tf
 

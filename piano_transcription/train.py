@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from pathlib import Path
 
 # Magenta's hyper-parameters (onsets_frames_transcription/model.py).
@@ -105,9 +106,21 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
             if step >= last:
                 self.model.stop_training = True
 
+    class StepLog(keras.callbacks.Callback):
+        """One line every 50 steps (step, loss, seconds per step) for logs of background runs."""
+
+        def on_train_begin(self, logs=None):
+            self.t0, self.s0 = time.time(), int(self.model.optimizer.iterations.numpy())
+
+        def on_train_batch_end(self, batch, logs=None):
+            step = int(self.model.optimizer.iterations.numpy())
+            if verbose == 2 and step % 50 == 0:
+                rate = (time.time() - self.t0) / max(step - self.s0, 1)
+                print(f"step {step}: loss {logs.get('loss', float('nan')):.4f}, {rate:.2f} s/step", flush=True)
+
     history = {}
     if start_step < last:
-        callbacks = [Checkpointer(), keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
+        callbacks = [Checkpointer(), StepLog(), keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
                      keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), update_freq=50)]
         epochs = -(-last // steps_per_epoch)
         history = model.fit(train_ds, epochs=epochs, initial_epoch=start_step // steps_per_epoch,

@@ -90,3 +90,15 @@ def test_note_metrics_agree_with_mir_eval_by_hand():
     assert note_metrics(ref, ref)["note_with_offset_velocity_f1"] == pytest.approx(1.0)
     assert note_metrics(ref, make_notes([]))["note_f1"] == 0.0
     assert mean_metrics([{"a": 1.0}, {"a": 0.0}]) == {"a": 0.5}
+
+
+def test_roc_auc_and_threshold_sweep():
+    from piano_transcription.metrics import roc_curve, threshold_sweep
+
+    labels = np.array([0, 0, 1, 1])
+    fpr, tpr, auc = roc_curve(labels, np.array([0.1, 0.4, 0.35, 0.8]))
+    assert auc == pytest.approx(0.75)  # sklearn's textbook example
+    assert roc_curve(labels, np.array([0.1, 0.2, 0.8, 0.9]))[2] == pytest.approx(1.0)
+    sweep = threshold_sweep(labels, np.array([0.1, 0.4, 0.35, 0.8]), thresholds=[0.3, 0.5])
+    assert sweep["precision"].tolist() == pytest.approx([2 / 3, 1.0])
+    assert sweep["recall"].tolist() == pytest.approx([1.0, 0.5])
