@@ -106,3 +106,22 @@ def model_diagram(model, ax=None):
     ax.set(xlim=(-1.8, 11.5), ylim=(-7, 2.6))
     ax.axis("off")
     return ax
+
+
+def draw_notes_on_mel(notes: np.ndarray, ax=None, color: str = "cyan"):
+    """Draw notes over a log-mel spectrogram drawn by :func:`show_mel`: each note as a line at the mel bin
+    of its fundamental frequency (HTK mel scale, 229 bins from 30 Hz to 8 kHz)."""
+    from .constants import FMAX, FMIN, N_MELS
+
+    plt = _plt()
+    ax = ax or plt.gca()
+
+    def mel(f):
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+
+    centres = np.linspace(mel(FMIN), mel(FMAX), N_MELS + 2)[1:-1]
+    for s, e, p, v in notes:
+        f0 = 440.0 * 2 ** ((p - 69) / 12)
+        y = np.interp(mel(f0), centres, np.arange(N_MELS)) + 0.5
+        ax.plot([s, e], [y, y], color=color, lw=1.5, alpha=0.5 + 0.5 * v / 127)
+    return ax

@@ -1,0 +1,52 @@
+"""Training and inference speed of the model configurations on this machine.
+
+    .venv/bin/python benchmarks/train_speed.py [--configs small maestro] [--batch-size 4]
+
+Prints training examples (20 s segments) per second and inference seconds per audio second (one
+20 s window at a time, as transcription runs), after a warm-up step.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configs", nargs="+", default=["small", "maestro"])
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--steps", type=int, default=5)
+    a = p.parse_args()
+    from piano_transcription.constants import SEGMENT_FRAMES, SEGMENT_SECONDS
+    from piano_transcription.model import build_model
+    from piano_transcription.train import compile_model
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(-30, 15, (a.batch_size, SEGMENT_FRAMES, 229)).astype(np.float32)
+    y = {k: (rng.random((a.batch_size, SEGMENT_FRAMES, 88)) < 0.05).astype(np.float32)
+         for k in ("onset", "offset", "frame")}
+    y["velocity"] = np.concatenate([y["onset"] * 0.5, y["onset"]], axis=-1)
+    for name in a.configs:
+        model = compile_model(build_model(name))
+        model.train_on_batch(x, y)
+        t0 = time.perf_counter()
+        for _ in range(a.steps):
+            model.train_on_batch(x, y)
+        step = (time.perf_counter() - t0) / a.steps
+        model.predict_on_batch(x[:1])
+        t0 = time.perf_counter()
+        for _ in range(a.steps):
+            model.predict_on_batch(x[:1])
+        infer = (time.perf_counter() - t0) / a.steps
+        print(f"{name}: {model.count_params():,} parameters; training {step:.2f} s per step of {a.batch_size} "
+              f"= {a.batch_size / step:.2f} examples/s ({3600 * a.batch_size / step:,.0f} per hour); "
+              f"inference {infer:.3f} s per 20 s window = {infer / SEGMENT_SECONDS:.4f} s per audio second")
+
+
+if __name__ == "__main__":
+    main()
