@@ -5,8 +5,8 @@ Transcription (the default)::
     piano-transcribe INPUT... [-o OUTDIR] [--model M.keras | --tflite M.tflite] [--onset-threshold T]
                      [--frame-threshold T] [--plot] [--overwrite]
 
-Subcommands: ``demo``, ``prepare``, ``build-synthetic``, ``train``, ``magenta-to-keras``,
-``export-tflite`` (``piano-transcribe SUBCOMMAND --help`` for each).
+Subcommands: ``demo``, ``prepare``, ``build-synthetic``, ``train``, ``tune-thresholds``,
+``magenta-to-keras``, ``export-tflite`` (``piano-transcribe SUBCOMMAND --help`` for each).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-SUBCOMMANDS = ("demo", "prepare", "build-synthetic", "train", "magenta-to-keras", "export-tflite")
+SUBCOMMANDS = ("demo", "prepare", "build-synthetic", "train", "tune-thresholds", "magenta-to-keras", "export-tflite")
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
 
 
@@ -114,7 +114,7 @@ def run_transcription(args) -> int:
                 save_figure(transcription_figure(rolls, notes, path.name), png)
             if not args.quiet:
                 print(f"{path} -> {out}: {len(notes)} notes, {tempo:.0f} BPM, {key}")
-        except (AudioError, FileExistsError, OSError, ValueError) as exc:
+        except (AudioError, FileExistsError, OSError, ValueError, ImportError) as exc:
             failures += 1
             _err(f"{path}: {exc}")
     return 1 if failures else 0
@@ -178,6 +178,21 @@ def run_build_synthetic(argv) -> int:
     return 0
 
 
+def run_tune(argv) -> int:
+    p = argparse.ArgumentParser(prog="piano-transcribe tune-thresholds",
+                                description="Tune per-octave onset/frame thresholds on a prepared split and write "
+                                            "MODEL.thresholds.json beside the model (used by transcription).")
+    p.add_argument("model")
+    p.add_argument("prepared_dir")
+    p.add_argument("--split", default="validation")
+    a = p.parse_args(argv)
+    from .evaluate import tune_and_save
+
+    tuned = tune_and_save(a.model, a.prepared_dir, a.split)
+    print({k: sorted(set(v.round(2).tolist())) for k, v in tuned.items()})
+    return 0
+
+
 def run_magenta(argv) -> int:
     p = argparse.ArgumentParser(prog="piano-transcribe magenta-to-keras",
                                 description="Convert Magenta's MAESTRO checkpoint (zip, folder or prefix) to .keras.")
@@ -216,6 +231,7 @@ def main(argv=None) -> int:
             train_main(rest)
             return 0
         handler = {"demo": run_demo, "prepare": run_prepare, "build-synthetic": run_build_synthetic,
+                   "tune-thresholds": run_tune,
                    "magenta-to-keras": run_magenta, "export-tflite": run_export_tflite}[cmd]
         return handler(rest)
     return run_transcription(transcription_parser().parse_args(argv))
