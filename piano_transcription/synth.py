@@ -59,6 +59,8 @@ def render_fluidsynth(pm, soundfont: str | os.PathLike | None = None, sr: int = 
     sf2 = Path(soundfont) if soundfont is not None else pretty_midi_soundfont()
     if not sf2.exists():
         raise SynthError(f"SoundFont not found: {sf2}")
+    if not any(inst.notes for inst in pm.instruments):  # FluidSynth cannot render nothing
+        return np.zeros(int(sr * max(pm.get_end_time(), 1.0)), np.float32)
     audio = pm.fluidsynth(fs=sr, synthesizer=str(sf2))
     audio = np.asarray(audio, dtype=np.float32)
     peak = np.max(np.abs(audio)) if audio.size else 0.0
