@@ -83,15 +83,19 @@ def main() -> None:
     heldout = build_heldout_set(chosen, a.heldout_dir)
     meta = pd.read_csv(heldout / "maestro-v3.0.0.csv")
     wavs = [heldout / f for f in meta["audio_filename"]]
-    systems = {"ours": {}}
     t0 = time.time()
     from piano_transcription.model import load_model
-    from piano_transcription.transcribe import load_thresholds
+    from piano_transcription.transcribe import load_thresholds, transcribe_rolls
 
     model, tuned = load_model(a.model), load_thresholds(a.model)
+    settings = {"ours (0.5)": (0.5, 0.5)}
+    if tuned:
+        settings["ours (tuned per octave)"] = (tuned["onset"], tuned["frame"])
+    systems = {name: {} for name in settings}
     for wav in wavs:
-        systems["ours"][wav.stem] = transcribe(wav, model=model, onset_threshold=tuned.get("onset"),
-                                               frame_threshold=tuned.get("frame")).notes
+        rolls = transcribe(wav, model=model).rolls
+        for name, (onset_t, frame_t) in settings.items():
+            systems[name][wav.stem] = transcribe_rolls(rolls, onset_t, frame_t)[0]
     print(f"ours: {time.time() - t0:.1f} s for {len(wavs)} pieces")
     if a.basic_pitch:
         t0 = time.time()

@@ -95,27 +95,39 @@ def pedal_intervals(events, end_time: float) -> np.ndarray:
 def apply_sustain_pedal(notes: np.ndarray, intervals: np.ndarray) -> np.ndarray:
     """Lengthen notes by the sustain pedal (the MAESTRO / Onsets-and-Frames convention).
 
-    A note whose key is released while the pedal is down (``down <= end < up``; this also
-    covers a pedal already down at note-on) lasts until the pedal goes up, or until the same
-    pitch is struck again, whichever comes first.  Returns a new notes array.
+    A note whose key is released while the pedal is down (``down <= key-up < up``; this also covers
+    a pedal already down at note-on) lasts until the pedal goes up.  A key struck while the pedal is
+    down ends every earlier note of the same pitch that is still sounding then (re-strike); a note
+    cut to zero length that way is dropped.  Same-time events are ordered as in Magenta's
+    ``apply_sustain_control_changes``: pedal down, pedal up, note on, note off.  Returns a new array.
     """
     out = notes.copy()
     if len(out) == 0 or len(intervals) == 0:
         return out
-    ends = out[:, END]
-    idx = np.searchsorted(intervals[:, 0], ends, side="right") - 1  # last pedal-down at or before the key-up
-    held = (idx >= 0) & (ends < intervals[np.maximum(idx, 0), 1])
-    sustained_end = np.where(held, intervals[np.maximum(idx, 0), 1], ends)
-    # A re-strike of the same pitch ends a note that only the pedal was holding.
+
+    def pedal_down_at(t: np.ndarray) -> np.ndarray:
+        idx = np.searchsorted(intervals[:, 0], t, side="right") - 1
+        return idx, (idx >= 0) & (t < intervals[np.maximum(idx, 0), 1])
+
+    idx, held = pedal_down_at(out[:, END])
+    ends = np.where(held, intervals[np.maximum(idx, 0), 1], out[:, END])
+    _, restrike = pedal_down_at(out[:, START])
+    keep = np.ones(len(out), bool)
     for pitch in np.unique(out[:, PITCH]):
         rows = np.flatnonzero(out[:, PITCH] == pitch)
         rows = rows[np.argsort(out[rows, START], kind="stable")]
-        for a, b in zip(rows[:-1], rows[1:]):
-            next_start = out[b, START]
-            if held[a] and ends[a] <= next_start < sustained_end[a]:
-                sustained_end[a] = next_start
-    out[:, END] = sustained_end
-    return out
+        sounding: list[int] = []
+        for b in rows:
+            start = out[b, START]
+            sounding = [a for a in sounding if ends[a] > start or (ends[a] == start and out[a, START] == start)]
+            if restrike[b]:
+                for a in sounding:
+                    ends[a] = start
+                    keep[a] = out[a, START] < start
+                sounding = []
+            sounding.append(b)
+    out[:, END] = ends
+    return out[keep]
 
 
 def notes_to_pretty_midi(notes: np.ndarray, program: int = 0, name: str = "Piano"):

@@ -125,3 +125,31 @@ def test_rolls_agree_with_magenta_oracle_when_available():
     np.testing.assert_array_equal(ours.frames, ref.active)
     np.testing.assert_array_equal(ours.onsets, ref.onsets)
     np.testing.assert_array_equal(ours.offsets, ref.offsets)
+
+
+def test_sustain_agrees_with_magenta_oracle_when_available():
+    pytest.importorskip("note_seq")
+    from note_seq import sequences_lib
+    from note_seq.protobuf import music_pb2
+
+    rng = np.random.default_rng(4)
+    seq = music_pb2.NoteSequence()
+    rows, pedal = [], []
+    for _ in range(200):
+        s = float(np.round(rng.uniform(0, 30), 3))
+        e = float(np.round(s + rng.uniform(0.05, 1.5), 3))
+        p, v = int(rng.integers(40, 80)), int(rng.integers(1, 128))
+        seq.notes.add(start_time=s, end_time=e, pitch=p, velocity=v)
+        rows.append((s, e, p, v))
+    t = 0.0
+    while t < 30:
+        t += float(np.round(rng.uniform(0.3, 3), 3))
+        value = 127 if len(pedal) % 2 == 0 else 0
+        pedal.append((t, value))
+        seq.control_changes.add(time=t, control_number=64, control_value=value)
+    seq.total_time = max(r[1] for r in rows)
+    ref = sequences_lib.apply_sustain_control_changes(seq)
+    ours = apply_sustain_pedal(make_notes(rows), pedal_intervals(pedal, end_time=max(seq.total_time, t)))
+    want = sorted((round(n.start_time, 4), round(n.end_time, 4), n.pitch) for n in ref.notes)
+    got = sorted((round(s, 4), round(e, 4), int(p)) for s, e, p, _ in ours)
+    assert got == want
