@@ -66,6 +66,7 @@ def main() -> None:
     p.add_argument("--model", default=str(ROOT / "models" / "default.keras"))
     p.add_argument("--heldout-dir", default=str(ROOT / "data" / "generated" / "heldout"))
     p.add_argument("--pieces", type=int, default=12)
+    p.add_argument("--tflite", nargs="*", default=[], help="also TFLite models (windowed 1.12 s inference)")
     p.add_argument("--basic-pitch", action="store_true")
     a = p.parse_args()
 
@@ -97,6 +98,14 @@ def main() -> None:
         for name, (onset_t, frame_t) in settings.items():
             systems[name][wav.stem] = transcribe_rolls(rolls, onset_t, frame_t)[0]
     print(f"ours: {time.time() - t0:.1f} s for {len(wavs)} pieces")
+    for path in a.tflite:
+        from piano_transcription.audio import load_audio as _load
+        from piano_transcription.tflite import TFLiteModel
+
+        lite, lite_t = TFLiteModel(path), load_thresholds(path)
+        systems[f"{Path(path).name} (tuned)"] = {
+            w.stem: transcribe_rolls(lite.predict(_load(w)), lite_t.get("onset", 0.5), lite_t.get("frame", 0.5))[0]
+            for w in wavs}
     if a.basic_pitch:
         t0 = time.time()
         systems["basic-pitch"] = basic_pitch_notes(wavs, Path(a.heldout_dir) / "basic_pitch")

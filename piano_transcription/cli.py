@@ -212,11 +212,13 @@ def run_export_tflite(argv) -> int:
                                             "32 frames of onset/offset/frame logits and velocities).")
     p.add_argument("model")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--quantize", action="store_true", help="dynamic-range int8 weights (about 4x smaller)")
+    p.add_argument("--quantize", action="store_true", help="dynamic-range int8 weights (about 4x smaller, less "
+                                                          "accurate)")
+    p.add_argument("--float16", action="store_true", help="float16 weights (about 2x smaller, as accurate)")
     a = p.parse_args(argv)
     from .tflite import export_tflite
 
-    export_tflite(a.model, a.output, quantize=a.quantize)
+    export_tflite(a.model, a.output, quantize=a.quantize, float16=a.float16)
     print(f"wrote {a.output}")
     return 0
 
