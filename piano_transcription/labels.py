@@ -88,12 +88,3 @@ def notes_to_rolls(notes: np.ndarray, n_frames: int | None = None, max_velocity:
     rolls = Rolls(onsets, offsets, frames, velocities)
     return rolls if n_frames is None else rolls.padded(n_frames)
 
-
-def frames_to_pitch_intervals(roll: np.ndarray, fps: float = FRAMES_PER_SECOND):
-    """Reference intervals from a 0/1 frame roll ``[frames, 88]``: per-frame times (s) and MIDI pitches.
-
-    Returns ``(times [frames], pitches: list of arrays of MIDI numbers)``, mir_eval's multipitch format.
-    """
-    times = np.arange(len(roll)) / fps
-    pitches = [np.flatnonzero(row) + MIN_MIDI_PITCH for row in roll]
-    return times, pitches

@@ -36,14 +36,6 @@ def fluidr3_soundfont() -> Path | None:
     return None
 
 
-def soundfonts() -> dict[str, Path]:
-    """The training SoundFonts available here, by name."""
-    fonts = {"timgm6mb": pretty_midi_soundfont()}
-    if fluidr3_soundfont() is not None:
-        fonts["fluidr3"] = fluidr3_soundfont()
-    return fonts
-
-
 def render_fluidsynth(pm, soundfont: str | os.PathLike | None = None, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Render a ``pretty_midi.PrettyMIDI`` to mono float32 samples at ``sr`` Hz, peak-normalised.
 
