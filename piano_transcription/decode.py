@@ -43,7 +43,6 @@ def decode_notes(frame_probs: np.ndarray, onset_probs: np.ndarray, velocity: np.
     if offset_probs is not None and offset_threshold is not None:
         active &= ~(offset_probs >= per_key(offset_threshold))
     velocity = np.zeros_like(frame_probs) if velocity is None else velocity
-    n = len(active)
     new_onset = onsets & ~np.vstack([np.zeros((1, N_KEYS), bool), onsets[:-1]])
     padded = np.vstack([np.zeros((1, N_KEYS), bool), active, np.zeros((1, N_KEYS), bool)])
     rows = []

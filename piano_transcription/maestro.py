@@ -24,7 +24,7 @@ import numpy as np
 
 from .constants import (HOP_LENGTH, SAMPLE_RATE, SEGMENT_FRAMES, SEGMENT_MIN_SECONDS, SEGMENT_SECONDS,
                         frames_for_samples)
-from .midi import END, START
+from .midi import START
 
 MAESTRO_V3_URL = "https://storage.googleapis.com/magentadata/datasets/maestro/v3.0.0/maestro-v3.0.0.zip"
 SPLITS = ("train", "validation", "test")

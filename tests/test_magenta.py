@@ -44,7 +44,7 @@ def keras_outputs(model, mel):
 
 def test_converted_model_matches_numpy_reference(small_ckpt, tmp_path):
     variables, prefix = small_ckpt
-    model = convert_checkpoint(prefix, tmp_path / "converted.keras", config="tiny")
+    convert_checkpoint(prefix, tmp_path / "converted.keras", config="tiny")
     mel = np.random.default_rng(0).normal(-30, 20, (24, 229)).astype(np.float32)
     clean = {k: v for k, v in variables.items() if k in expected_variables(get_config("tiny"))}
     ref = reference_forward(clean, mel)

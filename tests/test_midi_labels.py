@@ -105,7 +105,7 @@ def test_rolls_follow_magenta_conventions():
 
 
 def test_rolls_agree_with_magenta_oracle_when_available():
-    note_seq = pytest.importorskip("note_seq")
+    pytest.importorskip("note_seq")
     from note_seq import sequences_lib
     from note_seq.protobuf import music_pb2
 
