@@ -99,22 +99,21 @@ def main() -> None:
             systems[name][wav.stem] = transcribe_rolls(rolls, onset_t, frame_t)[0]
     print(f"ours: {time.time() - t0:.1f} s for {len(wavs)} pieces")
     for path in a.tflite:
-        from piano_transcription.audio import load_audio as _load
         from piano_transcription.tflite import TFLiteModel
 
         lite, lite_t = TFLiteModel(path), load_thresholds(path)
         systems[f"{Path(path).name} (tuned)"] = {
-            w.stem: transcribe_rolls(lite.predict(_load(w)), lite_t.get("onset", 0.5), lite_t.get("frame", 0.5))[0]
+            w.stem: transcribe_rolls(lite.predict(load_audio(w)), lite_t.get("onset", 0.5), lite_t.get("frame", 0.5))[0]
             for w in wavs}
     if a.basic_pitch:
         t0 = time.time()
         systems["basic-pitch"] = basic_pitch_notes(wavs, Path(a.heldout_dir) / "basic_pitch")
         print(f"basic-pitch: {time.time() - t0:.1f} s")
+    refs = {w.stem: (read_midi(w.with_suffix(".midi")), frames_for_samples(len(load_audio(w)))) for w in wavs}
     rows = []
     for name, est in systems.items():
         for wav in wavs:
-            ref = read_midi(wav.with_suffix(".midi"))
-            n = frames_for_samples(len(load_audio(wav)))
+            ref, n = refs[wav.stem]
             rows.append({"system": name, "piece": wav.stem, **scores(ref, est[wav.stem], n)})
     df = pd.DataFrame(rows)
     cols = ["note_f1", "note_with_offset_f1", "note_with_offset_velocity_f1", "frame_f1"]

@@ -81,7 +81,7 @@ def run_transcription(args) -> int:
 
     from .audio import AudioError, load_audio
     from .midi import write_midi
-    from .transcribe import _resolve_thresholds, transcribe_rolls
+    from .transcribe import resolve_thresholds, transcribe_rolls
 
     if args.model and args.tflite:
         _err("give either --model or --tflite, not both")
@@ -96,7 +96,7 @@ def run_transcription(args) -> int:
     except (OSError, ValueError) as exc:
         _err(f"cannot load the model: {exc}")
         return 2
-    onset_t, frame_t = _resolve_thresholds(model_path, args.onset_threshold, args.frame_threshold)
+    onset_t, frame_t = resolve_thresholds(model_path, args.onset_threshold, args.frame_threshold)
     failures = 0
     for path in tqdm(inputs, desc="files", unit="file", disable=args.quiet or len(inputs) == 1):
         out = outdir / (path.stem + ".mid")
@@ -132,12 +132,12 @@ def run_demo(argv) -> int:
     from .midi import read_midi, write_midi
     from .plots import save_figure, transcription_figure
     from .audio import load_audio
-    from .transcribe import _resolve_thresholds, transcribe_rolls
+    from .transcribe import resolve_thresholds, transcribe_rolls
 
     audio, truth = DEMO_DIR / "demo.flac", DEMO_DIR / "demo.mid"
     predict, model_path = make_predictor(a.model, a.tflite)
     rolls = predict(load_audio(audio), progress=True)
-    notes, midi, tempo, key = transcribe_rolls(rolls, *_resolve_thresholds(model_path, None, None), source=audio.name)
+    notes, midi, tempo, key = transcribe_rolls(rolls, *resolve_thresholds(model_path, None, None), source=audio.name)
     out = Path(a.outdir)
     write_midi(midi, out / "demo.mid")
     ref = read_midi(truth)

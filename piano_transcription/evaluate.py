@@ -7,6 +7,7 @@ rolls (times on the 32 ms frame grid), since a segment has no MIDI file of its o
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ def predict_split(model, prepared_dir, split: str, progress: bool = True, limit:
 
     manifest = read_manifest(prepared_dir)
     entries = manifest["splits"].get(split, {})
-    items = list(iter_examples(prepared_dir, split))[:limit] if limit else iter_examples(prepared_dir, split)
+    items = itertools.islice(iter_examples(prepared_dir, split), limit)  # one shard in memory at a time
     for pid, shard in tqdm(items, total=min(len(entries), limit or len(entries)), desc=f"evaluate {split}",
                            disable=not progress):
         for k, length in enumerate(shard["lengths"]):

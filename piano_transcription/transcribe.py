@@ -69,7 +69,8 @@ def notes_to_midi(notes: np.ndarray, source: str | None = None):
     return out
 
 
-def _resolve_thresholds(model_path, onset_threshold, frame_threshold):
+def resolve_thresholds(model_path, onset_threshold, frame_threshold):
+    """Explicit thresholds where given, else the model's tuned per-octave ones, else 0.5."""
     tuned = load_thresholds(model_path)
     onset = onset_threshold if onset_threshold is not None else tuned.get("onset", 0.5)
     frame = frame_threshold if frame_threshold is not None else tuned.get("frame", 0.5)
@@ -104,6 +105,6 @@ def transcribe(audio, model=None, onset_threshold=None, frame_threshold=None, pr
         samples = prepare_samples(np.asarray(audio), SAMPLE_RATE, source=source or "samples")
     mel = log_mel(samples)
     rolls = predict_mel(model, mel, progress=progress)
-    onset_t, frame_t = _resolve_thresholds(model_path, onset_threshold, frame_threshold)
+    onset_t, frame_t = resolve_thresholds(model_path, onset_threshold, frame_threshold)
     notes, midi, tempo, key = transcribe_rolls(rolls, onset_t, frame_t, source)
     return Transcription(rolls, notes, midi, tempo, key, mel, samples)
