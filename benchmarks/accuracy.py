@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def scores(ref, est, n_frames):
-    from piano_transcription.labels import notes_to_rolls
-    from piano_transcription.metrics import frame_metrics, note_metrics
+    from piano_transcription.training.labels import notes_to_rolls
+    from piano_transcription.training.metrics import frame_metrics, note_metrics
 
     m = note_metrics(ref, est)
     ref_roll = notes_to_rolls(ref, n_frames=n_frames).frames
@@ -74,7 +74,7 @@ def main() -> None:
 
     from piano_transcription.audio import load_audio
     from piano_transcription.constants import frames_for_samples
-    from piano_transcription.corpus import build_heldout_set, midi_files
+    from piano_transcription.corpus.builder import build_heldout_set, midi_files
     from piano_transcription.midi import read_midi
     from piano_transcription.transcribe import transcribe
 

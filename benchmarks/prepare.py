@@ -24,8 +24,8 @@ def main() -> None:
     a = p.parse_args()
     import pandas as pd
 
-    from piano_transcription.maestro import prepare_dataset
-    from piano_transcription.synthetic import build_synthetic_maestro
+    from piano_transcription.training.maestro import prepare_dataset
+    from piano_transcription.corpus.synthetic import build_synthetic_maestro
 
     with tempfile.TemporaryDirectory() as tmp:
         src = build_synthetic_maestro(Path(tmp) / "src", {"train": a.pieces - 2, "validation": 1, "test": 1},

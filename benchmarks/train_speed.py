@@ -24,7 +24,7 @@ def main() -> None:
     a = p.parse_args()
     from piano_transcription.constants import SEGMENT_FRAMES, SEGMENT_SECONDS
     from piano_transcription.model import build_model
-    from piano_transcription.train import compile_model
+    from piano_transcription.training.train import compile_model
 
     rng = np.random.default_rng(0)
     x = rng.normal(-30, 15, (a.batch_size, SEGMENT_FRAMES, 229)).astype(np.float32)

@@ -25,8 +25,8 @@ def main() -> None:
     a = p.parse_args()
     import soundfile as sf
 
-    from piano_transcription.compose import performance_midi
-    from piano_transcription.synth import render_fluidsynth
+    from piano_transcription.corpus.compose import performance_midi
+    from piano_transcription.corpus.synth import render_fluidsynth
 
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "long.wav"

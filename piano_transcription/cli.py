@@ -128,7 +128,7 @@ def run_demo(argv) -> int:
     p.add_argument("--model", default=None, help="Keras model (default: models/default.keras)")
     p.add_argument("--tflite", default=None, help="TFLite model instead")
     a = p.parse_args(argv)
-    from .metrics import note_metrics
+    from .training.metrics import note_metrics
     from .midi import read_midi, write_midi
     from .plots import save_figure, transcription_figure
     from .audio import load_audio
@@ -159,7 +159,7 @@ def run_prepare(argv) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="first N pieces per split")
     a = p.parse_args(argv)
-    from .maestro import prepare_dataset
+    from .training.maestro import prepare_dataset
 
     manifest = prepare_dataset(a.maestro_dir, a.out_dir, workers=a.workers, limit=a.limit)
     for split, entries in manifest["splits"].items():
@@ -172,7 +172,7 @@ def run_build_synthetic(argv) -> int:
                                 description="Build the small synthetic MAESTRO-format data set.")
     p.add_argument("out_dir", nargs="?", default=None)
     a = p.parse_args(argv)
-    from .synthetic import DEFAULT_DIR, build_synthetic_maestro
+    from .corpus.synthetic import DEFAULT_DIR, build_synthetic_maestro
 
     print(build_synthetic_maestro(a.out_dir or DEFAULT_DIR))
     return 0
@@ -186,7 +186,7 @@ def run_tune(argv) -> int:
     p.add_argument("prepared_dir")
     p.add_argument("--split", default="validation")
     a = p.parse_args(argv)
-    from .evaluate import tune_and_save
+    from .training.evaluate import tune_and_save
 
     tuned = tune_and_save(a.model, a.prepared_dir, a.split)
     print({k: sorted(set(v.round(2).tolist())) for k, v in tuned.items()})
@@ -199,7 +199,7 @@ def run_magenta(argv) -> int:
     p.add_argument("checkpoint")
     p.add_argument("-o", "--output", required=True, help="output .keras file")
     a = p.parse_args(argv)
-    from .magenta import convert_checkpoint
+    from .training.magenta import convert_checkpoint
 
     convert_checkpoint(a.checkpoint, a.output)
     print(f"wrote {a.output}")
@@ -228,7 +228,7 @@ def main(argv=None) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         cmd, rest = argv[0], argv[1:]
         if cmd == "train":
-            from .train import main as train_main
+            from .training.train import main as train_main
 
             train_main(rest)
             return 0

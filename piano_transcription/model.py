@@ -16,7 +16,7 @@ Outputs ``onset``, ``offset``, ``frame`` (probabilities) and ``velocity`` (raw),
 sigmoid layer, so that the logits stay reachable (TFLite export).
 
 Layer names follow Magenta's variable scopes (``onsets_conv0`` <-> ``onsets/conv0/weights``...);
-:mod:`piano_transcription.magenta` relies on them.  BatchNorm epsilon 0.001 and the conv/dense
+:mod:`piano_transcription.training.magenta` relies on them.  BatchNorm epsilon 0.001 and the conv/dense
 initialiser (variance scaling, factor 2, fan_avg, uniform) are slim's, as Magenta used them.
 The LSTMs keep Keras's cuDNN-compatible arguments, so on a GPU they run the cuDNN kernel.
 """

@@ -10,8 +10,8 @@ MIDI_ROOT=${1:-../shared/data/performance_midi}
 STEPS=${2:-3500}
 EXTRA_APT_PACKAGES="fluid-soundfont-gm musescore-general-soundfont-small npm" bash scripts/setup.sh
 PY=.venv/bin/python
-$PY -m piano_transcription.corpus "$MIDI_ROOT" data/generated/corpus --train 3200 --validation 96
-$PY -m piano_transcription.train data/generated/corpus runs/default --config small --steps "$STEPS" \
+$PY -m piano_transcription.corpus.builder "$MIDI_ROOT" data/generated/corpus --train 3200 --validation 96
+$PY -m piano_transcription.training.train data/generated/corpus runs/default --config small --steps "$STEPS" \
     --batch-size 4 --steps-per-epoch 250 --save-every 250 --validation-steps 24
 cp runs/default/model.keras models/default.keras
 .venv/bin/piano-transcribe tune-thresholds models/default.keras data/generated/corpus

@@ -13,7 +13,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 @pytest.fixture(scope="session")
 def synthetic_maestro(tmp_path_factory):
     """A tiny MAESTRO-format corpus (4 train, 1 validation, 1 test piece of ~25 s)."""
-    from piano_transcription.synthetic import build_synthetic_maestro
+    from piano_transcription.corpus.synthetic import build_synthetic_maestro
 
     out = tmp_path_factory.mktemp("maestro")
     return build_synthetic_maestro(out, {"train": 4, "validation": 1, "test": 1}, duration=25.0, seed=7)
@@ -22,7 +22,7 @@ def synthetic_maestro(tmp_path_factory):
 @pytest.fixture(scope="session")
 def prepared(synthetic_maestro, tmp_path_factory):
     """The tiny corpus prepared into shards (single process, to keep the test quick)."""
-    from piano_transcription.maestro import prepare_dataset
+    from piano_transcription.training.maestro import prepare_dataset
 
     out = tmp_path_factory.mktemp("prepared")
     with warnings.catch_warnings():

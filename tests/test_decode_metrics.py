@@ -3,7 +3,7 @@ import pytest
 
 from piano_transcription.constants import FRAMES_PER_SECOND as FPS
 from piano_transcription.decode import decode_notes, velocity_to_midi
-from piano_transcription.metrics import frame_metrics, mean_metrics, note_metrics
+from piano_transcription.training.metrics import frame_metrics, mean_metrics, note_metrics
 from piano_transcription.midi import make_notes
 
 
@@ -93,7 +93,7 @@ def test_note_metrics_agree_with_mir_eval_by_hand():
 
 
 def test_roc_auc_and_threshold_sweep():
-    from piano_transcription.metrics import roc_curve, threshold_sweep
+    from piano_transcription.training.metrics import roc_curve, threshold_sweep
 
     labels = np.array([0, 0, 1, 1])
     fpr, tpr, auc = roc_curve(labels, np.array([0.1, 0.4, 0.35, 0.8]))

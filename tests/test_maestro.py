@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from piano_transcription.constants import SEGMENT_FRAMES, SEGMENT_MIN_SECONDS, SEGMENT_SECONDS
-from piano_transcription.maestro import (DatasetError, find_split_points, load_shard, missing_files, piece_examples,
+from piano_transcription.training.maestro import (DatasetError, find_split_points, load_shard, missing_files, piece_examples,
                                          prepare_dataset, read_manifest, read_metadata)
 from piano_transcription.midi import make_notes
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from magenta_reference import reference_forward
-from piano_transcription.magenta import (CheckpointError, checkpoint_to_keras, convert_checkpoint, expected_variables,
+from piano_transcription.training.magenta import (CheckpointError, checkpoint_to_keras, convert_checkpoint, expected_variables,
                                          keras_to_tf_gates, synthetic_checkpoint_variables, tf_to_keras_gates,
                                          write_checkpoint)
 from piano_transcription.model import get_config, load_model
@@ -18,7 +18,7 @@ def table():
 
 
 def test_expected_variables_equal_the_real_checkpoint_table():
-    from piano_transcription.magenta import ignored
+    from piano_transcription.training.magenta import ignored
 
     real = {n: s for n, s in table().items() if not ignored(n)}
     assert expected_variables(get_config("maestro")) == real
@@ -55,7 +55,7 @@ def test_converted_model_matches_numpy_reference(small_ckpt, tmp_path):
 
 @pytest.mark.parametrize("corrupt", ["swap_gates", "transpose_conv"])
 def test_a_conversion_mistake_is_detected_by_the_reference(small_ckpt, corrupt, monkeypatch):
-    import piano_transcription.magenta as mg
+    import piano_transcription.training.magenta as mg
 
     variables, _ = small_ckpt
     if corrupt == "swap_gates":  # pretend TF's order were already Keras's
@@ -114,7 +114,7 @@ def test_full_maestro_checkpoint_converts(tmp_path):
 
 def test_download_checkpoint_offline_message(tmp_path, monkeypatch):
     from piano_transcription.io import DownloadError
-    from piano_transcription.magenta import download_checkpoint
+    from piano_transcription.training.magenta import download_checkpoint
 
     with pytest.raises(DownloadError):
         download_checkpoint(tmp_path, url="http://127.0.0.1:9/maestro_checkpoint.zip")

@@ -3,7 +3,7 @@ import pretty_midi
 import pytest
 
 from piano_transcription.constants import FRAMES_PER_SECOND
-from piano_transcription.labels import notes_to_rolls
+from piano_transcription.training.labels import notes_to_rolls
 from piano_transcription.midi import MidiError, apply_sustain_pedal, make_notes, pedal_intervals, read_midi
 
 

@@ -67,7 +67,7 @@ def test_gradient_is_stopped_into_onset_and_offset_stacks():
 
 
 def test_losses_match_magenta_definitions():
-    from piano_transcription.losses import log_loss, velocity_loss
+    from piano_transcription.training.losses import log_loss, velocity_loss
 
     y = np.array([[[1.0, 0.0]]], np.float32)
     p = np.array([[[0.8, 0.3]]], np.float32)
@@ -81,7 +81,7 @@ def test_losses_match_magenta_definitions():
 def test_tiny_batch_is_overfit():
     import keras
 
-    from piano_transcription.train import compile_model
+    from piano_transcription.training.train import compile_model
 
     keras.utils.set_random_seed(0)
     model = compile_model(build_model("tiny"), learning_rate=1e-2)
@@ -98,7 +98,7 @@ def test_tiny_batch_is_overfit():
 
 
 def test_training_resumes_from_the_saved_step(prepared, tmp_path):
-    from piano_transcription.train import train
+    from piano_transcription.training.train import train
 
     run = tmp_path / "run"
     model, _ = train(prepared, run, "tiny", steps=6, batch_size=2, steps_per_epoch=3, save_every=2, stop_after=4,
@@ -114,7 +114,7 @@ def test_training_resumes_from_the_saved_step(prepared, tmp_path):
 
 
 def test_dataset_batches(prepared):
-    from piano_transcription.dataset import make_dataset
+    from piano_transcription.training.dataset import make_dataset
 
     ds = make_dataset(prepared, "train", batch_size=2, shuffle=True, repeat=True)
     x, y = next(iter(ds))

@@ -2,11 +2,11 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from piano_transcription.augment import add_noise, augment, codec_round_trip, random_eq, reverb
-from piano_transcription.compose import compose, performance_midi
+from piano_transcription.corpus.augment import add_noise, augment, codec_round_trip, random_eq, reverb
+from piano_transcription.corpus.compose import compose, performance_midi
 from piano_transcription.midi import make_notes
-from piano_transcription.sampler import SalamanderPiano, note_number
-from piano_transcription.synth import render_fluidsynth
+from piano_transcription.corpus.sampler import SalamanderPiano, note_number
+from piano_transcription.corpus.synth import render_fluidsynth
 
 
 def test_composed_performances_are_varied_and_reproducible():

@@ -25,8 +25,8 @@ def tiny_model_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def piano_wav(tmp_path_factory):
-    from piano_transcription.compose import performance_midi
-    from piano_transcription.synth import render_fluidsynth
+    from piano_transcription.corpus.compose import performance_midi
+    from piano_transcription.corpus.synth import render_fluidsynth
 
     path = tmp_path_factory.mktemp("audio") / "piece.wav"
     sf.write(path, render_fluidsynth(performance_midi(5, 8.0)), 16000)

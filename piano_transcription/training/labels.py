@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constants import FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS, OFFSET_LENGTH_MS, ONSET_LENGTH_MS
-from .midi import END, START, VELOCITY
+from ..constants import FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS, OFFSET_LENGTH_MS, ONSET_LENGTH_MS
+from ..midi import END, START, VELOCITY
 
 
 @dataclass

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .constants import FRAMES_PER_SECOND
+from ..constants import FRAMES_PER_SECOND
 
 
 def label_notes(onsets: np.ndarray, frames: np.ndarray, velocities: np.ndarray) -> np.ndarray:
     """Reference notes from label rolls (the decoder on the 0/1 labels); velocities as 1..127."""
-    from .decode import decode_notes
+    from ..decode import decode_notes
 
     notes = decode_notes(frames.astype(np.float32), onsets.astype(np.float32), None, 0.5, 0.5)
     if len(notes):
@@ -30,7 +30,7 @@ def label_notes(onsets: np.ndarray, frames: np.ndarray, velocities: np.ndarray) 
 def piece_metrics(rolls: dict, ref_notes: np.ndarray, ref_frames: np.ndarray, onset_threshold=0.5,
                   frame_threshold=0.5) -> dict[str, float]:
     """Frame and note metrics of one piece's predicted rolls against its reference."""
-    from .decode import decode_notes, per_key
+    from ..decode import decode_notes, per_key
     from .metrics import frame_metrics, note_metrics
 
     est_notes = decode_notes(rolls["frame"], rolls["onset"], rolls["velocity"], onset_threshold, frame_threshold)
@@ -43,9 +43,9 @@ def predict_split(model, prepared_dir, split: str, progress: bool = True, limit:
     ``ref_notes``, ``ref_frames`` and ``ref_onsets``."""
     from tqdm.auto import tqdm
 
-    from .inference import predict_mel
+    from ..inference import predict_mel
     from .maestro import iter_examples, read_manifest
-    from .midi import read_midi
+    from ..midi import read_midi
 
     manifest = read_manifest(prepared_dir)
     entries = manifest["splits"].get(split, {})
@@ -119,7 +119,7 @@ def false_positives_per_octave(examples: list[dict], onset_threshold=0.5, frame_
     piano octave (index ``pitch // 12 - 1``: 0 = A0-B0 ... 8 = C8) over ``examples`` from :func:`predict_split`."""
     import mir_eval
 
-    from .decode import decode_notes
+    from ..decode import decode_notes
 
     counts = np.zeros(len(octave_groups()), int)
     for ex in examples:
@@ -141,9 +141,9 @@ def tune_and_save(model_path, prepared_dir, split: str = "validation", limit: in
     (``X.thresholds.json``, read by the transcription code); return them."""
     import json
 
-    from .io import atomic_path
-    from .model import load_model
-    from .transcribe import thresholds_path
+    from ..io import atomic_path
+    from ..model import load_model
+    from ..transcribe import thresholds_path
 
     examples = list(predict_split(load_model(model_path), prepared_dir, split, limit=limit))
     tuned = tune_thresholds(examples)

@@ -9,7 +9,7 @@ import io
 
 import numpy as np
 
-from .constants import SAMPLE_RATE
+from ..constants import SAMPLE_RATE
 
 
 def synthetic_impulse_response(rng: np.random.Generator, rt60: float, sr: int = SAMPLE_RATE) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .midi import END, PITCH, START, VELOCITY
+from ..midi import END, PITCH, START, VELOCITY
 
 
 def frame_metrics(ref: np.ndarray, est: np.ndarray) -> dict[str, float]:

@@ -3,13 +3,13 @@
 MIDI performances (MAESTRO's, or any folder of MIDI) are cut into random 20 s excerpts, each
 rendered with one of the *training* pianos -- the Salamander grand (sampler), FluidSynth with
 FluidR3 GM, FluidSynth with pretty_midi's TimGM6mb -- then augmented (reverb, EQ, noise, gain,
-codec) and written as prepared shards (the layout of :mod:`piano_transcription.maestro`), so that
-:mod:`piano_transcription.train` reads them directly.  ``build_heldout_set`` renders whole excerpts
+codec) and written as prepared shards (the layout of :mod:`piano_transcription.training.maestro`), so that
+:mod:`piano_transcription.training.train` reads them directly.  ``build_heldout_set`` renders whole excerpts
 with a piano that training never hears (MuseScore General) into a MAESTRO-layout folder.
 
 Command line::
 
-    python -m piano_transcription.corpus MIDI_ROOT OUT_DIR --train 3000 --validation 100
+    python -m piano_transcription.corpus.builder MIDI_ROOT OUT_DIR --train 3000 --validation 100
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .constants import HOP_LENGTH, SAMPLE_RATE, SEGMENT_FRAMES
+from ..constants import HOP_LENGTH, SAMPLE_RATE, SEGMENT_FRAMES
 
 EXCERPT_SECONDS = (SEGMENT_FRAMES - 1) * HOP_LENGTH / SAMPLE_RATE  # 20.0 s
 CONTEXT_FRAMES = 96  # 3.072 s rendered before the excerpt, so earlier notes ring into it
@@ -44,7 +44,7 @@ def _sampler(cache):
 def render_notes(notes: np.ndarray, duration: float, renderer: str, rng, sampler_cache=None,
                  detune_cents: float = 0.0) -> np.ndarray:
     """Render notes (pedal applied) for ``duration`` s with a named renderer or a SoundFont path."""
-    from .midi import notes_to_pretty_midi
+    from ..midi import notes_to_pretty_midi
     from .synth import fluidr3_soundfont, pretty_midi_soundfont, render_fluidsynth
 
     n = int(round(duration * SAMPLE_RATE))
@@ -65,9 +65,9 @@ def render_notes(notes: np.ndarray, duration: float, renderer: str, rng, sampler
 
 def excerpt(notes: np.ndarray, start: float, renderer: str, rng, sampler_cache=None, do_augment: bool = True):
     """One 20 s training example from ``notes`` at ``start`` s: ``(log-mel [626, 229], Rolls)``."""
-    from .audio import log_mel, normalize
+    from ..audio import log_mel, normalize
     from .augment import augment
-    from .labels import notes_to_rolls
+    from ..training.labels import notes_to_rolls
 
     context = CONTEXT_FRAMES * HOP_LENGTH / SAMPLE_RATE
     t0 = start - context
@@ -85,8 +85,8 @@ def excerpt(notes: np.ndarray, start: float, renderer: str, rng, sampler_cache=N
 
 def _make_shard(midi_path: str, starts: list[float], renderers: list[str], seed: int, shard: str,
                 sampler_cache: str | None, do_augment: bool) -> dict:
-    from .maestro import Example, save_shard
-    from .midi import read_midi
+    from ..training.maestro import Example, save_shard
+    from ..midi import read_midi
 
     notes = read_midi(midi_path)
     rng = np.random.default_rng(seed)
@@ -113,8 +113,8 @@ def build_corpus(splits: dict[str, list[Path]], out_dir: str | os.PathLike, coun
     """
     from tqdm.auto import tqdm
 
-    from .io import atomic_path
-    from .midi import read_midi
+    from ..io import atomic_path
+    from ..midi import read_midi
 
     out_dir = Path(out_dir)
     manifest_path = out_dir / "manifest.json"
@@ -171,9 +171,9 @@ def build_heldout_set(midi_paths: list[Path], out_dir: str | os.PathLike, soundf
     folder (``test`` split: ``.wav`` + ``.midi`` + ``maestro-v3.0.0.csv``); return the folder."""
     import pandas as pd
 
-    from .audio import write_wav
-    from .io import atomic_path
-    from .midi import notes_to_pretty_midi, read_midi, write_midi
+    from ..audio import write_wav
+    from ..io import atomic_path
+    from ..midi import notes_to_pretty_midi, read_midi, write_midi
 
     out_dir = Path(out_dir)
     csv = out_dir / "maestro-v3.0.0.csv"
@@ -203,7 +203,7 @@ def build_heldout_set(midi_paths: list[Path], out_dir: str | os.PathLike, soundf
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m piano_transcription.corpus", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m piano_transcription.corpus.builder", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("midi_root", help="folder with maestro/{train,validation}/ MIDI (e.g. ../shared/data/performance_midi)")
     p.add_argument("out_dir")

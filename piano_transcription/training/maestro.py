@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .constants import (HOP_LENGTH, SAMPLE_RATE, SEGMENT_FRAMES, SEGMENT_MIN_SECONDS, SEGMENT_SECONDS,
+from ..constants import (HOP_LENGTH, SAMPLE_RATE, SEGMENT_FRAMES, SEGMENT_MIN_SECONDS, SEGMENT_SECONDS,
                         frames_for_samples)
-from .midi import START
+from ..midi import START
 
 MAESTRO_V3_URL = "https://storage.googleapis.com/magentadata/datasets/maestro/v3.0.0/maestro-v3.0.0.zip"
 SPLITS = ("train", "validation", "test")
@@ -172,9 +172,9 @@ class Example:
 
 def piece_examples(audio_path, midi_path, split: str) -> list[Example]:
     """Load one piece and turn it into training examples (segments) or one whole test example."""
-    from .audio import load_audio, log_mel
+    from ..audio import load_audio, log_mel
     from .labels import notes_to_rolls
-    from .midi import read_midi
+    from ..midi import read_midi
 
     samples = load_audio(audio_path)
     notes = read_midi(midi_path)
@@ -201,7 +201,7 @@ def piece_examples(audio_path, midi_path, split: str) -> list[Example]:
 
 def save_shard(path: str | os.PathLike, examples: list[Example]) -> None:
     """Write examples of equal frame count to a compressed ``.npz`` shard, atomically."""
-    from .io import atomic_path
+    from ..io import atomic_path
 
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
@@ -243,7 +243,7 @@ def prepare_dataset(maestro_dir: str | os.PathLike, out_dir: str | os.PathLike, 
     """
     from tqdm.auto import tqdm
 
-    from .io import atomic_path
+    from ..io import atomic_path
 
     maestro_dir, out_dir = Path(maestro_dir), Path(out_dir)
     df = read_metadata(maestro_dir)
@@ -329,7 +329,7 @@ def download_maestro(dest_dir: str | os.PathLike, url: str = MAESTRO_V3_URL, ext
     """
     import zipfile
 
-    from .io import download
+    from ..io import download
 
     dest_dir = Path(dest_dir)
     archive = download(url, dest_dir / url.rsplit("/", 1)[1])

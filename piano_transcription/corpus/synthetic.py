@@ -3,7 +3,7 @@
 It has MAESTRO's own layout (a metadata CSV with MAESTRO's columns, year folders, ``.wav``
 and ``.midi`` pairs, official-style train / validation / test splits), so that everything
 that reads MAESTRO reads it too.  Audio is rendered with FluidSynth and the SoundFont that
-pretty_midi ships; MIDI comes from :mod:`piano_transcription.compose`.
+pretty_midi ships; MIDI comes from :mod:`piano_transcription.corpus.compose`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .constants import SAMPLE_RATE
+from ..constants import SAMPLE_RATE
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "data" / "generated" / "maestro-synthetic"
 SPLIT_SIZES = {"train": 8, "validation": 2, "test": 2}
@@ -27,10 +27,10 @@ def build_synthetic_maestro(out_dir: str | os.PathLike = DEFAULT_DIR, split_size
     import pandas as pd
     import soundfile as sf
 
-    from .audio import write_wav
+    from ..audio import write_wav
     from .compose import performance_midi
-    from .io import atomic_path
-    from .midi import write_midi
+    from ..io import atomic_path
+    from ..midi import write_midi
     from .synth import render_fluidsynth
 
     out_dir = Path(out_dir)

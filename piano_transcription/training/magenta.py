@@ -63,7 +63,7 @@ def keras_to_tf_gates(a: np.ndarray, units: int) -> np.ndarray:
 
 def expected_variables(cfg) -> dict[str, tuple[int, ...]]:
     """Checkpoint variable names and shapes that a model of config ``cfg`` corresponds to."""
-    from .constants import N_KEYS, N_MELS
+    from ..constants import N_KEYS, N_MELS
 
     out: dict[str, tuple[int, ...]] = {}
     for stack in STACKS:
@@ -125,7 +125,7 @@ def checkpoint_to_keras(variables: dict[str, np.ndarray], config="maestro"):
 
     Raises :class:`CheckpointError` naming any missing, unexpected or mis-shaped variable.
     """
-    from .model import build_model, get_config
+    from ..model import build_model, get_config
 
     cfg = get_config(config)
     expected = expected_variables(cfg)
@@ -163,8 +163,8 @@ def checkpoint_to_keras(variables: dict[str, np.ndarray], config="maestro"):
 
 def convert_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike | None = None, config="maestro"):
     """Convert a checkpoint (zip, folder or prefix) to a Keras model; save it to ``output`` if given."""
-    from .model import save_model
-    from .tf_env import quiet_tensorflow
+    from ..model import save_model
+    from ..tf_env import quiet_tensorflow
 
     quiet_tensorflow()
     with tempfile.TemporaryDirectory() as tmp:
@@ -176,7 +176,7 @@ def convert_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike 
 
 def write_checkpoint(variables: dict[str, np.ndarray], prefix: str | os.PathLike) -> str:
     """Write ``variables`` (name -> array) as a name-based TF checkpoint (as a TF1 Saver does)."""
-    from .tf_env import quiet_tensorflow
+    from ..tf_env import quiet_tensorflow
 
     quiet_tensorflow()
     import tensorflow as tf
@@ -194,7 +194,7 @@ def write_checkpoint(variables: dict[str, np.ndarray], prefix: str | os.PathLike
 def synthetic_checkpoint_variables(config="maestro", seed: int = 0, with_extras: bool = True) -> dict[str, np.ndarray]:
     """Random values under the checkpoint's exact names and shapes, plus (``with_extras``) the
     variables a real checkpoint also holds: Adam slots, ``global_step``, ``beta*_power``, cuDNN buffers."""
-    from .model import get_config
+    from ..model import get_config
 
     cfg = get_config(config)
     rng = np.random.default_rng(seed)
@@ -222,7 +222,7 @@ def download_checkpoint(dest_dir: str | os.PathLike, url: str = MAESTRO_CHECKPOI
 
     Raises :class:`piano_transcription.io.DownloadError` with a clear message when offline.
     """
-    from .io import DownloadError, download
+    from ..io import DownloadError, download
 
     path = download(url, Path(dest_dir) / "maestro_checkpoint.zip")
     try:

@@ -2,7 +2,7 @@
 
 Command line (long runs belong outside Jupyter)::
 
-    python -m piano_transcription.train PREPARED_DIR RUN_DIR --config small --steps 20000
+    python -m piano_transcription.training.train PREPARED_DIR RUN_DIR --config small --steps 20000
 
 Re-running the same command after an interruption resumes from the last checkpoint in
 ``RUN_DIR/checkpoint.keras`` (weights, optimizer state and step count, written every
@@ -58,13 +58,13 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
     steps (``validation_steps`` batches, default all).  ``init_model``: a ``.keras`` file to start
     from (fine-tuning).  ``stop_after``: stop after that many steps of this call (to test resume).
     """
-    from .tf_env import distribution_strategy, quiet_tensorflow
+    from ..tf_env import distribution_strategy, quiet_tensorflow
 
     quiet_tensorflow()
     import keras
 
     from .dataset import make_dataset
-    from .model import build_model, custom_objects, get_config, load_model, save_model
+    from ..model import build_model, custom_objects, get_config, load_model, save_model
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +130,7 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m piano_transcription.train", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m piano_transcription.training.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("prepared_dir", help="folder written by prepare_dataset (manifest.json + shards)")
     p.add_argument("run_dir", help="folder for checkpoints, logs and model.keras (resumed if it exists)")

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from .constants import N_KEYS, N_MELS, SEGMENT_FRAMES
+from ..constants import N_KEYS, N_MELS, SEGMENT_FRAMES
 from .maestro import load_shard, shard_paths
 
 
@@ -35,7 +35,7 @@ def segment_generator(paths, shuffle: bool, seed: int, repeat: bool):
 def make_dataset(prepared_dir: str | os.PathLike, split: str = "train", batch_size: int = 4, shuffle: bool = True,
                  repeat: bool = True, shuffle_buffer: int = 256, seed: int = 0, frames: int = SEGMENT_FRAMES):
     """A ``tf.data.Dataset`` of ``(mel [B, frames, 229], {onset, offset, frame, velocity})`` batches."""
-    from .tf_env import quiet_tensorflow
+    from ..tf_env import quiet_tensorflow
 
     quiet_tensorflow()
     import tensorflow as tf

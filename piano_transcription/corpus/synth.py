@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .constants import SAMPLE_RATE
+from ..constants import SAMPLE_RATE
 
 FLUIDR3_PATHS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/soundfonts/FluidR3_GM.sf2")
 

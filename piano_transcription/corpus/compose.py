@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import MAX_MIDI_PITCH, MIN_MIDI_PITCH
-from .midi import make_notes
+from ..constants import MAX_MIDI_PITCH, MIN_MIDI_PITCH
+from ..midi import make_notes
 
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 MINOR = np.array([0, 2, 3, 5, 7, 8, 10])

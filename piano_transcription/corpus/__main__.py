@@ -1,0 +1,5 @@
+"""``python -m piano_transcription.corpus``: the corpus builder's command line."""
+
+from .builder import main
+
+main()
