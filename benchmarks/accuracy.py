@@ -20,22 +20,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def scores(ref, est, n_frames):
-    from piano_transcription.training.labels import notes_to_rolls
-    from piano_transcription.training.metrics import frame_metrics, note_metrics
-
-    m = note_metrics(ref, est)
-    ref_roll = notes_to_rolls(ref, n_frames=n_frames).frames
-    est_roll = notes_to_rolls(est, n_frames=n_frames).frames if len(est) else np.zeros_like(ref_roll)
-    m.update(frame_metrics(ref_roll, est_roll))
-    return m
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def basic_pitch_notes(wavs: list[Path], out: Path) -> dict[str, np.ndarray]:
@@ -63,7 +54,7 @@ def basic_pitch_notes(wavs: list[Path], out: Path) -> dict[str, np.ndarray]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--midi-root", default=str(ROOT.parent / "shared" / "data" / "performance_midi"))
-    p.add_argument("--model", default=str(ROOT / "models" / "default.keras"))
+    p.add_argument("--model", default=str(ROOT / "piano_transcription" / "models" / "default.keras"))
     p.add_argument("--heldout-dir", default=str(ROOT / "data" / "generated" / "heldout"))
     p.add_argument("--pieces", type=int, default=12)
     p.add_argument("--tflite", nargs="*", default=[], help="also TFLite models (windowed 1.12 s inference)")
@@ -76,35 +67,16 @@ def main() -> None:
     from piano_transcription.constants import frames_for_samples
     from piano_transcription.corpus.builder import build_heldout_set, midi_files
     from piano_transcription.midi import read_midi
-    from piano_transcription.transcribe import transcribe
-
+    from piano_transcription.training.evaluate import score_notes
     files = midi_files(Path(a.midi_root) / "batik_mozart")
     rng = np.random.default_rng(0)
     chosen = [files[i] for i in sorted(rng.choice(len(files), min(a.pieces, len(files)), replace=False))]
     heldout = build_heldout_set(chosen, a.heldout_dir)
     meta = pd.read_csv(heldout / "maestro-v3.0.0.csv")
     wavs = [heldout / f for f in meta["audio_filename"]]
-    t0 = time.time()
-    from piano_transcription.model import load_model
-    from piano_transcription.transcribe import load_thresholds, transcribe_rolls
+    from real_dev import model_systems
 
-    model, tuned = load_model(a.model), load_thresholds(a.model)
-    settings = {"ours (0.5)": (0.5, 0.5)}
-    if tuned:
-        settings["ours (tuned per octave)"] = (tuned["onset"], tuned["frame"])
-    systems = {name: {} for name in settings}
-    for wav in wavs:
-        rolls = transcribe(wav, model=model).rolls
-        for name, (onset_t, frame_t) in settings.items():
-            systems[name][wav.stem] = transcribe_rolls(rolls, onset_t, frame_t)[0]
-    print(f"ours: {time.time() - t0:.1f} s for {len(wavs)} pieces")
-    for path in a.tflite:
-        from piano_transcription.tflite import TFLiteModel
-
-        lite, lite_t = TFLiteModel(path), load_thresholds(path)
-        systems[f"{Path(path).name} (tuned)"] = {
-            w.stem: transcribe_rolls(lite.predict(load_audio(w)), lite_t.get("onset", 0.5), lite_t.get("frame", 0.5))[0]
-            for w in wavs}
+    systems = model_systems([a.model] + a.tflite, [SimpleNamespace(audio=w, name=w.stem) for w in wavs])
     if a.basic_pitch:
         t0 = time.time()
         systems["basic-pitch"] = basic_pitch_notes(wavs, Path(a.heldout_dir) / "basic_pitch")
@@ -114,7 +86,7 @@ def main() -> None:
     for name, est in systems.items():
         for wav in wavs:
             ref, n = refs[wav.stem]
-            rows.append({"system": name, "piece": wav.stem, **scores(ref, est[wav.stem], n)})
+            rows.append({"system": name, "piece": wav.stem, **score_notes(ref, est[wav.stem], n)})
     df = pd.DataFrame(rows)
     cols = ["note_f1", "note_with_offset_f1", "note_with_offset_velocity_f1", "frame_f1"]
     print(df.groupby("system")[cols].mean().round(3).to_string())

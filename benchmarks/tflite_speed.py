@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     from piano_transcription.tflite import WINDOW_SAMPLES, TFLiteModel
 
-    paths = sys.argv[1:] or [str(p) for p in sorted((ROOT / "models").glob("*.tflite"))]
+    paths = sys.argv[1:] or [str(p) for p in sorted((ROOT / "piano_transcription" / "models").glob("*.tflite"))]
     x = np.random.default_rng(0).normal(0, 0.1, WINDOW_SAMPLES).astype(np.float32)
     for path in paths:
         lite = TFLiteModel(path, num_threads=1)

@@ -1,6 +1,6 @@
 """Transcription speed and memory: real-time factor and peak memory for a 10-minute recording.
 
-    .venv/bin/python benchmarks/transcribe_speed.py [--minutes 10] [--model models/default.keras] [--tflite ...]
+    .venv/bin/python benchmarks/transcribe_speed.py [--minutes 10] [--model piano_transcription/models/default.keras] [--tflite ...]
 
 Renders a 10-minute synthetic piano recording (not timed), then times ``piano-transcribe`` on it in a
 fresh process per model (loading included) and reads that process's peak resident memory.
@@ -20,8 +20,8 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=10.0)
-    p.add_argument("--model", nargs="*", default=[str(ROOT / "models" / "default.keras")])
-    p.add_argument("--tflite", nargs="*", default=[str(ROOT / "models" / "default.tflite")])
+    p.add_argument("--model", nargs="*", default=[str(ROOT / "piano_transcription" / "models" / "default.keras")])
+    p.add_argument("--tflite", nargs="*", default=[str(ROOT / "piano_transcription" / "models" / "default.tflite")])
     a = p.parse_args()
     import soundfile as sf
 

@@ -12,10 +12,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from .constants import FMAX, FMIN, HOP_LENGTH, MEL_HTK, N_FFT, N_MELS, SAMPLE_RATE, TOP_DB
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".oga", ".aiff", ".aif")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
 
 
 class AudioError(ValueError):
@@ -49,53 +50,189 @@ def normalize(samples: np.ndarray) -> np.ndarray:
     return (samples / peak).astype(np.float32)
 
 
-def prepare_samples(samples: np.ndarray, sr: int, target_sr: int = SAMPLE_RATE,
-                    source: str = "audio") -> np.ndarray:
-    """Mono mix-down, checks, resampling and peak normalisation of a sample buffer.
+class AudioWarning(UserWarning):
+    """The audio can be transcribed but something about it will likely hurt the result."""
 
-    ``samples`` is ``[n]`` or ``[n, channels]`` at ``sr`` Hz.  Raises :class:`AudioError`
-    for empty or non-finite audio; warns with :class:`SilentAudioWarning` for silence.
-    """
+
+BLOCK_SECONDS = 30.0  # audio is read, checked and resampled this much at a time
+CLIP_LEVEL = 0.999  # |sample| at or above this (of full scale) counts as clipped
+CLIPPED_SHARE = 1e-3  # warn when more than this share of samples is clipped
+CANCEL_DB = 20.0  # warn when the mono mix is this much quieter than its channels
+
+
+def _as_frames(samples: np.ndarray, source: str) -> np.ndarray:
+    """``[n]``, ``[n, channels]`` or channels-first ``[channels, n]`` (up to 8 channels) as float32 ``[n, channels]``."""
     samples = np.asarray(samples)
-    if samples.ndim == 2:
-        samples = samples.mean(axis=1)
-    elif samples.ndim != 1:
-        raise AudioError(f"{source}: expected mono or [samples, channels] audio, got shape {samples.shape}")
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    elif samples.ndim == 2:
+        if samples.shape[0] <= 8 < samples.shape[1]:
+            samples = samples.T  # channels first
+    else:
+        raise AudioError(f"{source}: expected mono, [samples, channels] or [channels, samples] audio, "
+                         f"got shape {samples.shape}")
     if samples.size == 0:
         raise AudioError(f"{source}: the audio is empty (0 samples)")
     if np.issubdtype(samples.dtype, np.integer):
         samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)
-    samples = samples.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(samples)):
-        raise AudioError(f"{source}: the audio holds NaN or infinite samples")
-    if sr <= 0:
-        raise AudioError(f"{source}: invalid sample rate {sr}")
-    samples = resample(samples, int(sr), target_sr)
-    if not np.any(samples):
-        warnings.warn(f"{source}: the audio is completely silent", SilentAudioWarning, stacklevel=2)
-        return samples
-    return normalize(samples)
+    elif not np.issubdtype(samples.dtype, np.floating):
+        raise AudioError(f"{source}: audio samples must be numbers, got {samples.dtype}")
+    return samples.astype(np.float32, copy=False)
+
+
+def _wav_header_frames(path: Path) -> int:
+    """The frame count a PCM WAV header announces (libsndfile reports what the file holds), else 0."""
+    import wave
+
+    if path.suffix.lower() != ".wav":
+        return 0
+    try:
+        with wave.open(str(path)) as w:
+            return int(w.getnframes())
+    except (wave.Error, EOFError, OSError):
+        return 0
+
+
+class AudioSource:
+    """Audio to transcribe, from a file (path) or an array with its sample rate, delivered as 16 kHz mono
+    peak-normalised float32 blocks, so that a recording of any length is never in memory at once.
+
+    A first pass reads the audio once to check it and find its peak: :class:`AudioError` for a missing,
+    unreadable, empty or non-finite input; :class:`SilentAudioWarning` for silence; :class:`AudioWarning`
+    for clipped audio, for stereo whose channels cancel in the mono mix (then the first channel is used
+    instead), and for a file whose header promises more samples than it holds.  Resampling streams through
+    soxr.  ``n_samples`` is the length at ``target_sr``; :meth:`blocks` yields exactly that many samples.
+    """
+
+    def __init__(self, audio, sample_rate: int | None = None, source: str | None = None,
+                 target_sr: int = SAMPLE_RATE):
+        self.target_sr = int(target_sr)
+        self.path: Path | None = None
+        self.array: np.ndarray | None = None
+        if isinstance(audio, (str, os.PathLike)):
+            self.path = Path(audio)
+            self.source = source or str(self.path)
+            self._check_file()
+            info = sf.info(str(self.path))
+            self.sr, self.channels = int(info.samplerate), int(info.channels)
+            declared = max(int(info.frames), _wav_header_frames(self.path))
+        else:
+            self.source = source or "samples"
+            if sample_rate is None:
+                raise AudioError(f"{self.source}: give the sample rate of an audio array (sample_rate=...)")
+            self.array = _as_frames(audio, self.source)
+            self.sr, self.channels, declared = int(sample_rate), self.array.shape[1], len(self.array)
+        if not self.sr > 0:
+            raise AudioError(f"{self.source}: invalid sample rate {self.sr}")
+        self.channel: int | None = None  # None: mix all channels; else use this one
+        self._scan(declared)
+
+    def _check_file(self) -> None:
+        if not self.path.exists():
+            raise AudioError(f"{self.path}: no such file")
+        if self.path.is_dir():
+            raise AudioError(f"{self.path}: is a folder, not an audio file")
+        if self.path.stat().st_size == 0:
+            raise AudioError(f"{self.path}: the file is empty (0 bytes)")
+        try:
+            sf.info(str(self.path))
+        except Exception as exc:  # noqa: BLE001 - libsndfile raises several types for bad files
+            raise AudioError(f"{self.path}: cannot decode audio ({exc})") from exc
+
+    def _raw_blocks(self):
+        """``[n, channels]`` float32 blocks at the input's own rate."""
+        size = int(BLOCK_SECONDS * self.sr)
+        if self.array is not None:
+            for i in range(0, len(self.array), size):
+                yield self.array[i:i + size]
+            return
+        try:
+            with sf.SoundFile(str(self.path)) as f:
+                for block in f.blocks(blocksize=size, dtype="float32", always_2d=True):
+                    yield block
+        except Exception as exc:  # noqa: BLE001 - corrupt data may show only while decoding
+            raise AudioError(f"{self.path}: cannot decode audio ({exc})") from exc
+
+    def _scan(self, declared: int) -> None:
+        n, peak, clipped, mix_energy, channel_energy = 0, 0.0, 0, 0.0, 0.0
+        for block in self._raw_blocks():
+            if not np.all(np.isfinite(block)):
+                raise AudioError(f"{self.source}: the audio holds NaN or infinite samples")
+            n += len(block)
+            mono = block.mean(axis=1)
+            peak = max(peak, float(np.max(np.abs(mono))) if len(mono) else 0.0)
+            clipped += int(np.sum(np.abs(block) >= CLIP_LEVEL))
+            mix_energy += float(np.sum(mono.astype(np.float64) ** 2))
+            channel_energy += float(np.sum(block.astype(np.float64) ** 2)) / block.shape[1]
+        if n == 0:
+            raise AudioError(f"{self.source}: the audio is empty (0 samples)")
+        if self.path is not None and n < declared:
+            warnings.warn(f"{self.source}: the header announces {declared / self.sr:.1f} s but the file holds "
+                          f"{n / self.sr:.1f} s (truncated?); transcribing what is there", AudioWarning,
+                          stacklevel=3)
+        if clipped > CLIPPED_SHARE * n * self.channels:
+            warnings.warn(f"{self.source}: {100 * clipped / (n * self.channels):.1f} % of the samples are clipped "
+                          "at full scale; expect extra notes", AudioWarning, stacklevel=3)
+        if self.channels > 1 and channel_energy > 0 and mix_energy < channel_energy * 10 ** (-CANCEL_DB / 10):
+            warnings.warn(f"{self.source}: the channels cancel in the mono mix (one has inverted polarity?); "
+                          "transcribing the first channel alone", AudioWarning, stacklevel=3)
+            self.channel = 0
+            peak = max(float(np.max(np.abs(block[:, 0]))) for block in self._raw_blocks())
+        self.n_in = n
+        self.n_samples = int(round(n * self.target_sr / self.sr))
+        self.peak = 1.0
+        if peak > 0 and self.sr != self.target_sr:  # the peak after resampling, as Magenta normalises
+            peak = max(float(np.max(np.abs(b))) for b in self.blocks())
+        self.peak = peak
+        if peak == 0.0:
+            warnings.warn(f"{self.source}: the audio is completely silent", SilentAudioWarning, stacklevel=3)
+
+    @property
+    def seconds(self) -> float:
+        """Duration in seconds."""
+        return self.n_samples / self.target_sr
+
+    def blocks(self):
+        """Yield mono, resampled, peak-normalised float32 blocks; ``n_samples`` samples in all."""
+        import soxr
+
+        stream = soxr.ResampleStream(self.sr, self.target_sr, 1, dtype="float32") if self.sr != self.target_sr else None
+        scale = 1.0 / self.peak if self.peak > 0 else 1.0
+        emitted = 0
+        raw = self._raw_blocks()
+        while emitted < self.n_samples:
+            block = next(raw, None)
+            if block is None:
+                out = stream.resample_chunk(np.zeros(0, np.float32), last=True) if stream is not None else None
+                out = np.zeros(0, np.float32) if out is None else out
+                if len(out) == 0:  # pad the few samples a resampler may leave short
+                    out = np.zeros(self.n_samples - emitted, np.float32)
+                stream = None
+            else:
+                mono = block[:, self.channel] if self.channel is not None else block.mean(axis=1)
+                out = stream.resample_chunk(np.ascontiguousarray(mono)) if stream is not None else mono
+            out = (np.asarray(out, np.float32) * scale)[: self.n_samples - emitted]
+            emitted += len(out)
+            if len(out):
+                yield out
+
+    def read(self) -> np.ndarray:
+        """All samples at once (for short audio, plots and tests)."""
+        return np.concatenate(list(self.blocks())) if self.n_samples else np.zeros(0, np.float32)
+
+
+def prepare_samples(samples: np.ndarray, sr: int, target_sr: int = SAMPLE_RATE,
+                    source: str = "audio") -> np.ndarray:
+    """Mono mix-down, checks, resampling and peak normalisation of a sample buffer (see :class:`AudioSource`).
+
+    ``samples`` is ``[n]``, ``[n, channels]`` or ``[channels, n]`` at ``sr`` Hz.
+    """
+    return AudioSource(samples, sr, source, target_sr).read()
 
 
 def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Read an audio file as mono float32 samples at ``sr`` Hz, peak-normalised.
-
-    Raises :class:`AudioError` for a missing, unreadable, corrupt, empty or non-finite file.
-    """
-    import soundfile as sf
-
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a folder, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: the file is empty (0 bytes)")
-    try:
-        data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # libsndfile raises several types for bad files
-        raise AudioError(f"{path}: cannot decode audio ({exc})") from exc
-    return prepare_samples(data, file_sr, sr, source=str(path))
+    """Read an audio file as mono float32 samples at ``sr`` Hz, peak-normalised (see :class:`AudioSource`)."""
+    return AudioSource(path, target_sr=sr).read()
 
 
 def mel_filters():
@@ -124,8 +261,6 @@ def log_mel(samples: np.ndarray, center: bool = True) -> np.ndarray:
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sr: int = SAMPLE_RATE) -> None:
     """Write float samples as 16-bit PCM WAV atomically (temporary file, then rename)."""
-    import soundfile as sf
-
     from .io import atomic_path
 
     with atomic_path(path) as tmp:

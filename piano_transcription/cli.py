@@ -15,60 +15,87 @@ import argparse
 import sys
 from pathlib import Path
 
-SUBCOMMANDS = ("demo", "prepare", "build-synthetic", "train", "tune-thresholds", "magenta-to-keras", "export-tflite")
-DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
+from .audio import AUDIO_EXTENSIONS
+
+SUBCOMMANDS = ("demo", "prepare", "build-synthetic", "corpus", "train", "tune-thresholds", "magenta-to-keras",
+               "export-tflite")
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
 
 def _err(msg: str) -> None:
     print(f"piano-transcribe: {msg}", file=sys.stderr)
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files as given, folders expanded to the audio files inside them (recursively, sorted)."""
-    from .audio import AUDIO_EXTENSIONS
+def _about(path, exc: BaseException) -> str:
+    """``path: reason`` without naming the path twice when the reason already starts with it."""
+    text = str(exc) or type(exc).__name__
+    return text if text.startswith(str(path)) else f"{path}: {text}"
 
-    out = []
+
+def threshold_arg(text: str) -> float:
+    """argparse type: a probability threshold strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value < 1.0:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+    return value
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files as given, folders expanded to the audio files inside them (recursively, sorted); each file once."""
+    out, seen = [], set()
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS)
-        else:
-            out.append(p)
+        found = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS) if p.is_dir() else [p]
+        for f in found:
+            key = f.resolve() if f.exists() else f
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
     return out
 
 
-def make_predictor(model: str | None, tflite: str | None):
-    """``(rolls_of_samples, model_path)``: a function from 16 kHz samples to probability rolls."""
-    if tflite:
-        from .tflite import TFLiteModel
-
-        lite = TFLiteModel(tflite)
-        return (lambda samples, progress=False: lite.predict(samples, progress=progress)), Path(tflite)
-    from .audio import log_mel
-    from .inference import predict_mel
-    from .model import load_model
-    from .transcribe import DEFAULT_MODEL
-
-    path = Path(model) if model else DEFAULT_MODEL
-    keras_model = load_model(path)
-    return (lambda samples, progress=False: predict_mel(keras_model, log_mel(samples), progress=progress)), path
+def output_names(inputs: list[Path]) -> dict[Path, str]:
+    """A distinct output base name per input: its stem (``take``), else stem and extension (``take.mp3``),
+    else folders in front until the names differ (``a-take.wav``), so that no result overwrites another."""
+    names = {}
+    for depth in range(0, 64):
+        for p in inputs:
+            if p in names:
+                continue
+            parts = p.resolve().parts[:-1]
+            prefix = "-".join(parts[len(parts) - depth + 1:]) if depth > 1 else ""
+            base = p.stem if depth == 0 else p.name
+            names[p] = f"{prefix}-{base}" if prefix else base
+        counts: dict[str, int] = {}
+        for n in names.values():
+            counts[n.lower()] = counts.get(n.lower(), 0) + 1
+        clashing = [p for p, n in names.items() if counts[n.lower()] > 1]
+        if not clashing:
+            return names
+        for p in clashing:
+            del names[p]
+    raise ValueError("cannot give the inputs distinct output names")
 
 
 def transcription_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="piano-transcribe",
-        description="Transcribe solo piano recordings (WAV, FLAC, OGG, MP3) to MIDI with an Onsets-and-Frames "
+        description="Transcribe solo piano recordings (WAV, FLAC, OGG, OPUS, MP3) to MIDI with an Onsets-and-Frames "
                     "model. One MIDI file per input is written to OUTDIR. Other tasks: "
                     + ", ".join(SUBCOMMANDS) + " (piano-transcribe SUBCOMMAND --help).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders of audio files")
     p.add_argument("-o", "--outdir", default=".", help="output folder (default: the current folder)")
-    p.add_argument("--model", default=None, help="Keras model (.keras); default: the shipped models/default.keras")
-    p.add_argument("--tflite", default=None, help="use a TFLite raw-audio model instead (ours or Magenta's "
+    p.add_argument("--model", default=None, help="model file, .keras or .tflite (default: the shipped model; "
+                                                 "its TFLite form on the light install)")
+    p.add_argument("--tflite", default=None, help="a TFLite raw-audio model (ours or Magenta's "
                                                   "onsets_frames_wavinput.tflite); needs no TensorFlow")
-    p.add_argument("--onset-threshold", type=float, default=None,
-                   help="onset probability threshold (default: the model's tuned per-octave values, else 0.5)")
-    p.add_argument("--frame-threshold", type=float, default=None,
-                   help="frame probability threshold (default: tuned per-octave values, else 0.5)")
+    p.add_argument("--onset-threshold", type=threshold_arg, default=None,
+                   help="onset probability threshold, 0..1 (default: the model's own, else 0.5)")
+    p.add_argument("--frame-threshold", type=threshold_arg, default=None,
+                   help="frame probability threshold, 0..1 (default: the model's own, else 0.5)")
     p.add_argument("--plot", action="store_true", help="also write a piano-roll picture NAME.png")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -77,11 +104,13 @@ def transcription_parser() -> argparse.ArgumentParser:
 
 def run_transcription(args) -> int:
     """Transcribe every input; a bad input is reported in one line and the others still run. Returns the exit status."""
+    import warnings
+
     from tqdm.auto import tqdm
 
-    from .audio import AudioError, load_audio
     from .midi import write_midi
-    from .transcribe import resolve_thresholds, transcribe_rolls
+    from .predictor import load_predictor
+    from .transcribe import transcribe
 
     if args.model and args.tflite:
         _err("give either --model or --tflite, not both")
@@ -92,31 +121,34 @@ def run_transcription(args) -> int:
         return 1
     outdir = Path(args.outdir)
     try:
-        predict, model_path = make_predictor(args.model, args.tflite)
-    except (OSError, ValueError) as exc:
+        predictor = load_predictor(args.tflite or args.model)
+    except (OSError, ValueError, ImportError) as exc:
         _err(f"cannot load the model: {exc}")
         return 2
-    onset_t, frame_t = resolve_thresholds(model_path, args.onset_threshold, args.frame_threshold)
+    names = output_names(inputs)
     failures = 0
     for path in tqdm(inputs, desc="files", unit="file", disable=args.quiet or len(inputs) == 1):
-        out = outdir / (path.stem + ".mid")
-        png = outdir / (path.stem + ".png")
+        out, png = outdir / (names[path] + ".mid"), outdir / (names[path] + ".png")
         try:
             if not args.overwrite and (out.exists() or (args.plot and png.exists())):
                 raise FileExistsError(f"{out if out.exists() else png} exists (use --overwrite to replace it)")
-            samples = load_audio(path)
-            rolls = predict(samples, progress=not args.quiet)
-            notes, midi, tempo, key = transcribe_rolls(rolls, onset_t, frame_t, source=path.name)
-            write_midi(midi, out)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = transcribe(path, predictor, onset_threshold=args.onset_threshold,
+                                    frame_threshold=args.frame_threshold, progress=not args.quiet,
+                                    keep_rolls=args.plot)
+            for w in caught:
+                _err(f"warning: {w.message}")
+            write_midi(result.midi, out)
             if args.plot:
                 from .plots import save_figure, transcription_figure
 
-                save_figure(transcription_figure(rolls, notes, path.name), png)
+                save_figure(transcription_figure(result.rolls, result.notes, path.name), png)
             if not args.quiet:
-                print(f"{path} -> {out}: {len(notes)} notes, {tempo:.0f} BPM, {key}")
-        except (AudioError, FileExistsError, OSError, ValueError, ImportError) as exc:
+                print(f"{path} -> {out}: {len(result.notes)} notes, {result.tempo:.0f} BPM, {result.key}")
+        except (FileExistsError, OSError, ValueError, ImportError) as exc:  # AudioError is a ValueError
             failures += 1
-            _err(f"{path}: {exc}")
+            _err(_about(path, exc))
     return 1 if failures else 0
 
 
@@ -125,26 +157,26 @@ def run_demo(argv) -> int:
                                 description="Transcribe the bundled demo recording with the shipped model, write "
                                             "OUTDIR/demo.mid and OUTDIR/demo.png, print note F1 against the true MIDI.")
     p.add_argument("-o", "--outdir", default="output/demo")
-    p.add_argument("--model", default=None, help="Keras model (default: models/default.keras)")
+    p.add_argument("--model", default=None, help="model file, .keras or .tflite (default: the shipped model)")
     p.add_argument("--tflite", default=None, help="TFLite model instead")
     a = p.parse_args(argv)
-    from .training.metrics import note_metrics
     from .midi import read_midi, write_midi
     from .plots import save_figure, transcription_figure
-    from .audio import load_audio
-    from .transcribe import resolve_thresholds, transcribe_rolls
+    from .predictor import load_predictor
+    from .training.metrics import note_metrics
+    from .transcribe import transcribe
 
     audio, truth = DEMO_DIR / "demo.flac", DEMO_DIR / "demo.mid"
-    predict, model_path = make_predictor(a.model, a.tflite)
-    rolls = predict(load_audio(audio), progress=True)
-    notes, midi, tempo, key = transcribe_rolls(rolls, *resolve_thresholds(model_path, None, None), source=audio.name)
+    predictor = load_predictor(a.tflite or a.model)
+    result = transcribe(audio, predictor, progress=True, keep_rolls=True)
     out = Path(a.outdir)
-    write_midi(midi, out / "demo.mid")
+    write_midi(result.midi, out / "demo.mid")
     ref = read_midi(truth)
-    save_figure(transcription_figure(rolls, notes, audio.name, ref_notes=ref), out / "demo.png")
-    m = note_metrics(ref, notes)
-    print(f"model: {model_path}")
-    print(f"wrote {out / 'demo.mid'} ({len(notes)} notes, {tempo:.0f} BPM, {key}) and {out / 'demo.png'}")
+    save_figure(transcription_figure(result.rolls, result.notes, audio.name, ref_notes=ref), out / "demo.png")
+    m = note_metrics(ref, result.notes)
+    print(f"model: {predictor.path} ({predictor.backend})")
+    print(f"wrote {out / 'demo.mid'} ({len(result.notes)} notes, {result.tempo:.0f} BPM, {result.key}) and "
+          f"{out / 'demo.png'}")
     print(f"note F1 (onset, 50 ms) against {truth.name}: {m['note_f1']:.3f}  "
           f"(precision {m['note_precision']:.3f}, recall {m['note_recall']:.3f}); "
           f"with offsets: {m['note_with_offset_f1']:.3f}")
@@ -161,10 +193,16 @@ def run_prepare(argv) -> int:
     a = p.parse_args(argv)
     from .training.maestro import prepare_dataset
 
-    manifest = prepare_dataset(a.maestro_dir, a.out_dir, workers=a.workers, limit=a.limit)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the failures are listed below
+        manifest = prepare_dataset(a.maestro_dir, a.out_dir, workers=a.workers, limit=a.limit)
     for split, entries in manifest["splits"].items():
         print(f"{split}: {len(entries)} pieces, {sum(e['segments'] for e in entries.values())} segments")
-    return 0
+    for failure in manifest.get("failed", []):
+        _err(f"failed: {failure}")
+    return 1 if manifest.get("failed") else 0
 
 
 def run_build_synthetic(argv) -> int:
@@ -223,20 +261,38 @@ def run_export_tflite(argv) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in SUBCOMMANDS:
-        cmd, rest = argv[0], argv[1:]
-        if cmd == "train":
-            from .training.train import main as train_main
+def run_corpus(argv) -> int:
+    from .corpus.builder import main as corpus_main
 
-            train_main(rest)
-            return 0
-        handler = {"demo": run_demo, "prepare": run_prepare, "build-synthetic": run_build_synthetic,
-                   "tune-thresholds": run_tune,
-                   "magenta-to-keras": run_magenta, "export-tflite": run_export_tflite}[cmd]
-        return handler(rest)
-    return run_transcription(transcription_parser().parse_args(argv))
+    corpus_main(argv, prog="piano-transcribe corpus")
+    return 0
+
+
+def run_train(argv) -> int:
+    from .training.train import main as train_main
+
+    train_main(argv, prog="piano-transcribe train")
+    return 0
+
+
+HANDLERS = {"demo": run_demo, "prepare": run_prepare, "build-synthetic": run_build_synthetic, "corpus": run_corpus,
+            "train": run_train, "tune-thresholds": run_tune, "magenta-to-keras": run_magenta,
+            "export-tflite": run_export_tflite}
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit status (1: some inputs failed, 2: bad usage or set-up, 130: Ctrl-C)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            return HANDLERS[argv[0]](argv[1:])
+        return run_transcription(transcription_parser().parse_args(argv))
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except (ValueError, OSError, ImportError, RuntimeError) as exc:
+        _err(str(exc) or type(exc).__name__)
+        return 2
 
 
 if __name__ == "__main__":

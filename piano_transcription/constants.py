@@ -35,6 +35,12 @@ SEGMENT_FRAMES = int(SEGMENT_SECONDS * FRAMES_PER_SECOND) + 1  # 626
 VEL_SCALE = 80.0
 VEL_BIAS = 10.0
 
+# The model's outputs: four note heads ``[frames, 88]`` and the optional sustain-pedal head ``[frames, 3]``
+# (channels: pedal down, pedal goes down, pedal comes up).
+NOTE_OUTPUTS = ("onset", "offset", "frame", "velocity")
+PEDAL_OUTPUT = "pedal"
+PEDAL_CHANNELS = ("frame", "onset", "offset")
+
 SUSTAIN_CC = 64
 SUSTAIN_THRESHOLD = 64  # CC64 value >= 64 means the pedal is down
 

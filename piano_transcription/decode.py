@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS, VEL_BIAS, VEL_SCALE
+from .constants import FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS, PEDAL_CHANNELS, VEL_BIAS, VEL_SCALE
 
 DEFAULT_ONSET_THRESHOLD = 0.5
 DEFAULT_FRAME_THRESHOLD = 0.5
@@ -62,3 +62,80 @@ def decode_notes(frame_probs: np.ndarray, onset_probs: np.ndarray, velocity: np.
                 rows.append((s0 / fps, e0 / fps, key + MIN_MIDI_PITCH, velocity_to_midi(velocity[s0, key])))
     out = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
     return out[np.lexsort((out[:, 2], out[:, 0]))] if len(out) else out
+
+
+class StreamingDecoder:
+    """:func:`decode_notes` over rolls that arrive in consecutive chunks, with memory that does not grow
+    with the recording: per key it carries only whether a note is sounding, where it began and the
+    previous frame's onset.  ``feed`` returns the notes finished so far; ``finish`` the rest.  The
+    notes equal ``decode_notes`` on the whole rolls (tested)."""
+
+    def __init__(self, onset_threshold=DEFAULT_ONSET_THRESHOLD, frame_threshold=DEFAULT_FRAME_THRESHOLD,
+                 fps: float = FRAMES_PER_SECOND):
+        self.onset_t, self.frame_t, self.fps = per_key(onset_threshold), per_key(frame_threshold), fps
+        self.sounding = np.zeros(N_KEYS, bool)
+        self.start = np.zeros(N_KEYS, int)
+        self.velocity = np.zeros(N_KEYS)
+        self.prev_onset = np.zeros(N_KEYS, bool)
+        self.frame = 0  # index of the next frame fed
+
+    def _emit(self, keys: np.ndarray, end: int, rows: list) -> None:
+        for k in keys:
+            rows.append((self.start[k] / self.fps, end / self.fps, k + MIN_MIDI_PITCH,
+                         velocity_to_midi(self.velocity[k])))
+
+    def feed(self, frame_probs: np.ndarray, onset_probs: np.ndarray, velocity: np.ndarray | None = None) -> np.ndarray:
+        """Consume the next frames ``[n, 88]``; return the notes ``[m, 4]`` that ended in them."""
+        onsets = onset_probs >= self.onset_t
+        active = (frame_probs >= self.frame_t) | onsets
+        velocity = np.zeros_like(frame_probs) if velocity is None else velocity
+        rows: list = []
+        for i in range(len(frame_probs)):
+            t = self.frame + i
+            on, act = onsets[i], active[i]
+            new_onset = on & ~self.prev_onset
+            ended = self.sounding & (~act | new_onset)
+            self._emit(np.flatnonzero(ended), t, rows)
+            self.sounding &= ~ended
+            begin = on & act & ~self.sounding
+            self.start[begin] = t
+            self.velocity[begin] = velocity[i][begin]
+            self.sounding |= begin
+            self.prev_onset = on
+        self.frame += len(frame_probs)
+        return _sorted_notes(rows)
+
+    def finish(self) -> np.ndarray:
+        """The notes still sounding at the end, ended at the last frame."""
+        rows: list = []
+        self._emit(np.flatnonzero(self.sounding), self.frame, rows)
+        self.sounding[:] = False
+        return _sorted_notes(rows)
+
+
+def _sorted_notes(rows) -> np.ndarray:
+    out = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+    return out[np.lexsort((out[:, 2], out[:, 0]))] if len(out) else out
+
+
+def decode_pedal(pedal_probs: np.ndarray, threshold: float = 0.5, min_duration: float = 0.05,
+                 fps: float = FRAMES_PER_SECOND) -> np.ndarray:
+    """Sustain-pedal intervals ``[k, 2]`` (down s, up s) from the pedal head's ``[frames, 3]`` probabilities.
+
+    The pedal is down while its frame probability passes ``threshold``; a pedal-onset probability
+    above ``threshold`` inside a down run (a quick re-pedal, where the frame probability never falls)
+    splits the run there.  Runs shorter than ``min_duration`` s are dropped.
+    """
+    down = np.asarray(pedal_probs)[:, PEDAL_CHANNELS.index("frame")] >= threshold
+    onset = np.asarray(pedal_probs)[:, PEDAL_CHANNELS.index("onset")] >= threshold
+    padded = np.r_[False, down, False]
+    starts = np.flatnonzero(padded[1:] & ~padded[:-1])
+    ends = np.flatnonzero(~padded[1:] & padded[:-1])
+    rows = []
+    for s, e in zip(starts, ends):
+        rising = np.flatnonzero(onset[s + 1:e] & ~onset[s:e - 1]) + s + 1  # new onsets inside the run
+        bounds = [s] + [int(r) for r in rising if r - s >= 2] + [e]
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            if (b - a) / fps >= min_duration:
+                rows.append((a / fps, b / fps))
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 2)

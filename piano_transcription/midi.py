@@ -30,11 +30,11 @@ def make_notes(rows) -> np.ndarray:
     return notes
 
 
-def read_midi(path: str | os.PathLike, apply_sustain: bool = True) -> np.ndarray:
-    """Read a MIDI file into a notes array, all non-drum tracks merged.
+def read_performance(path: str | os.PathLike) -> tuple[np.ndarray, list[tuple[float, int]]]:
+    """The keys and the sustain pedal of a MIDI file: notes ``[n, 4]`` with the keys' own release
+    times (no pedal applied) and the CC64 events ``(time s, value 0..127)``, all non-drum tracks merged.
 
-    Notes outside the piano range A0..C8 are dropped with a warning.  With ``apply_sustain``
-    the sustain pedal (CC64) lengthens the notes (see :func:`apply_sustain`).
+    Notes outside the piano range A0..C8 are dropped with a warning.
     Raises :class:`MidiError` for a missing or unreadable file, or one without notes.
     """
     import pretty_midi
@@ -45,17 +45,27 @@ def read_midi(path: str | os.PathLike, apply_sustain: bool = True) -> np.ndarray
     try:
         pm = pretty_midi.PrettyMIDI(str(path))
     except Exception as exc:
-        raise MidiError(f"{path}: cannot read MIDI ({exc})") from exc
+        raise MidiError(f"{path}: cannot read MIDI ({exc or type(exc).__name__})") from exc
     notes, pedal = [], []
     for inst in pm.instruments:
         if inst.is_drum:
             continue
         notes += [(n.start, n.end, n.pitch, n.velocity) for n in inst.notes]
-        pedal += [(c.time, c.value) for c in inst.control_changes if c.number == SUSTAIN_CC]
+        pedal += [(float(c.time), int(c.value)) for c in inst.control_changes if c.number == SUSTAIN_CC]
     notes = make_notes(notes)
     if len(notes) == 0:
         raise MidiError(f"{path}: the MIDI file holds no notes")
-    notes = keep_piano_range(notes, source=str(path))
+    return keep_piano_range(notes, source=str(path)), sorted(pedal)
+
+
+def read_midi(path: str | os.PathLike, apply_sustain: bool = True) -> np.ndarray:
+    """Read a MIDI file into a notes array, all non-drum tracks merged.
+
+    Notes outside the piano range A0..C8 are dropped with a warning.  With ``apply_sustain``
+    the sustain pedal (CC64) lengthens the notes (see :func:`apply_sustain_pedal`).
+    Raises :class:`MidiError` for a missing or unreadable file, or one without notes.
+    """
+    notes, pedal = read_performance(path)
     if apply_sustain:
         notes = apply_sustain_pedal(notes, pedal_intervals(pedal, end_time=last_event_time(notes, pedal)))
     return notes

@@ -22,12 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .constants import HOP_LENGTH, N_FFT, N_KEYS, TOP_DB
+from .constants import HOP_LENGTH, N_FFT, N_KEYS, PEDAL_CHANNELS, TOP_DB
+from .inference import collect
 
 WINDOW_SAMPLES = 17920
 WINDOW_FRAMES = 32
 STEP_SAMPLES = WINDOW_FRAMES * HOP_LENGTH  # 16384
 OUTPUT_NAMES = ("frame_logits", "onset_logits", "offset_logits", "velocity_values")
+PEDAL_NAME = "pedal_logits"  # optional fifth output [1, 32, 3] of models with the sustain-pedal head
 MAGENTA_TFLITE_URL = ("https://storage.googleapis.com/magentadata/models/onsets_frames_transcription/tflite/"
                       "onsets_frames_wavinput.tflite")
 
@@ -53,27 +55,35 @@ def mel_front_end(samples, mel_matrix):
 def raw_audio_model(model):
     """A Keras model: ``audio [1, 17920]`` -> the four TFLite outputs ``[1, 32, 88]`` (logits for sigmoid heads)."""
     from .audio import mel_filters
+    from .model import has_pedal
     from .tf_env import quiet_tensorflow
 
     quiet_tensorflow()
     import keras
     import tensorflow as tf
 
-    heads = keras.Model(model.inputs, {
+    named = {
         "frame_logits": model.get_layer("frame_logits").output,
         "onset_logits": model.get_layer("onsets_logits").output,
         "offset_logits": model.get_layer("offsets_logits").output,
         "velocity_values": model.get_layer("velocity").output,
-    })
+    }
+    if has_pedal(model):
+        named[PEDAL_NAME] = model.get_layer("pedal_logits").output
+    heads = keras.Model(model.inputs, named)
     matrix = tf.constant(mel_filters().T.astype(np.float32))  # [1025, 229]
 
     class MelFrontEnd(keras.layers.Layer):
         def call(self, x):
             return mel_front_end(x, matrix)
 
-    audio = keras.Input(shape=(WINDOW_SAMPLES,), batch_size=1, name="audio")
-    outputs = heads(MelFrontEnd(name="log_mel")(audio))
-    return keras.Model(audio, {k: keras.layers.Identity(name=k)(outputs[k]) for k in OUTPUT_NAMES})
+    class AddBatch(keras.layers.Layer):
+        def call(self, x):
+            return keras.ops.expand_dims(x, 0)
+
+    audio = keras.Input(batch_shape=(WINDOW_SAMPLES,), name="audio")  # [17920], as Magenta's file
+    outputs = heads(MelFrontEnd(name="log_mel")(AddBatch(name="add_batch")(audio)))
+    return keras.Model(audio, {k: keras.layers.Identity(name=k)(outputs[k]) for k in named})
 
 
 def export_tflite(model, output: str | os.PathLike, quantize: bool = False, float16: bool = False) -> Path:
@@ -146,14 +156,15 @@ class TFLiteModel:
         if signatures:  # ours: outputs are named in the signature
             runner = self.interpreter.get_signature_runner(next(iter(signatures)))
             for name, d in runner.get_output_details().items():
-                if name in OUTPUT_NAMES:
+                if name in OUTPUT_NAMES + (PEDAL_NAME,):
                     self.outputs[name] = d
         for d in details:  # Magenta's file: tensor names
             for name in OUTPUT_NAMES:
                 if name not in self.outputs and name in d["name"]:
                     self.outputs[name] = d
         missing = [n for n in OUTPUT_NAMES if n not in self.outputs]
-        bad = [n for n, d in self.outputs.items() if tuple(d["shape"])[-2:] != (WINDOW_FRAMES, N_KEYS)]
+        widths = {PEDAL_NAME: len(PEDAL_CHANNELS)}
+        bad = [n for n, d in self.outputs.items() if tuple(d["shape"])[-2:] != (WINDOW_FRAMES, widths.get(n, N_KEYS))]
         if missing or bad:
             raise TFLiteModelError(f"{path}: outputs {missing or bad} missing or not [1, 32, 88]; "
                                    f"found {[(d['name'], tuple(d['shape'])) for d in details]}")
@@ -163,25 +174,43 @@ class TFLiteModel:
         x = np.asarray(window, np.float32).reshape(self.input["shape"])
         self.interpreter.set_tensor(self.input["index"], x)
         self.interpreter.invoke()
-        return {n: self.interpreter.get_tensor(d["index"]).reshape(WINDOW_FRAMES, N_KEYS)
+        return {n: self.interpreter.get_tensor(d["index"]).reshape(WINDOW_FRAMES, -1)
                 for n, d in self.outputs.items()}
 
-    def predict(self, samples: np.ndarray, progress: bool = False) -> dict[str, np.ndarray]:
-        """Probability rolls ``{onset, offset, frame, velocity}`` ``[frames, 88]`` of 16 kHz mono samples."""
+    @property
+    def has_pedal(self) -> bool:
+        """Whether the model has the sustain-pedal output."""
+        return PEDAL_NAME in self.outputs
+
+    def stream(self, blocks, n_samples: int, progress: bool = False):
+        """Probability rolls of 16 kHz audio given as consecutive ``blocks`` (``n_samples`` in all), yielded
+        32 frames (one window) at a time: ``{onset, offset, frame, velocity[, pedal]}`` ``[<=32, ...]``."""
         from tqdm.auto import tqdm
 
-        n_frames = 1 + len(samples) // HOP_LENGTH
+        n_frames = 1 + n_samples // HOP_LENGTH
         n_windows = -(-n_frames // WINDOW_FRAMES)
-        padded = np.zeros((n_windows - 1) * STEP_SAMPLES + WINDOW_SAMPLES, np.float32)
-        padded[N_FFT // 2: N_FFT // 2 + len(samples)] = samples
-        stacked = {n: np.zeros((n_windows * WINDOW_FRAMES, N_KEYS), np.float32) for n in OUTPUT_NAMES}
-        for k in tqdm(range(n_windows), desc="transcribe", unit="window", disable=not progress):
-            out = self.run_window(padded[k * STEP_SAMPLES: k * STEP_SAMPLES + WINDOW_SAMPLES])
-            for n in OUTPUT_NAMES:
-                stacked[n][k * WINDOW_FRAMES:(k + 1) * WINDOW_FRAMES] = out[n]
+        buf, buf_start = np.zeros(N_FFT // 2, np.float32), -(N_FFT // 2)  # 1024 zeros in front
+        source = iter(blocks)
         sig = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
-        return {"frame": sig(stacked["frame_logits"][:n_frames]), "onset": sig(stacked["onset_logits"][:n_frames]),
-                "offset": sig(stacked["offset_logits"][:n_frames]), "velocity": stacked["velocity_values"][:n_frames]}
+        for k in tqdm(range(n_windows), desc="transcribe", unit="window", disable=not progress):
+            a = k * STEP_SAMPLES - N_FFT // 2
+            while buf_start + len(buf) < a + WINDOW_SAMPLES:
+                block = next(source, None)
+                if block is None:
+                    block = np.zeros(a + WINDOW_SAMPLES - buf_start - len(buf), np.float32)
+                buf = np.concatenate([buf, block])
+            out = self.run_window(buf[a - buf_start: a - buf_start + WINDOW_SAMPLES])
+            buf, buf_start = buf[a - buf_start + STEP_SAMPLES:], a + STEP_SAMPLES
+            keep = min(WINDOW_FRAMES, n_frames - k * WINDOW_FRAMES)
+            chunk = {"frame": sig(out["frame_logits"][:keep]), "onset": sig(out["onset_logits"][:keep]),
+                     "offset": sig(out["offset_logits"][:keep]), "velocity": out["velocity_values"][:keep]}
+            if PEDAL_NAME in out:
+                chunk["pedal"] = sig(out[PEDAL_NAME][:keep])
+            yield chunk
+
+    def predict(self, samples: np.ndarray, progress: bool = False) -> dict[str, np.ndarray]:
+        """Whole probability rolls ``{onset, offset, frame, velocity[, pedal]}`` of 16 kHz mono samples."""
+        return collect(self.stream([np.asarray(samples, np.float32)], len(samples), progress))
 
 
 def download_magenta_tflite(dest_dir: str | os.PathLike, url: str = MAGENTA_TFLITE_URL) -> Path:

@@ -1,54 +1,49 @@
-"""Piano audio to MIDI: the main job.
+"""Piano audio to MIDI: the main job, one pipeline for every caller (CLI, demo, benchmarks, notebooks).
 
-``transcribe(path_or_samples)`` loads the audio, computes the log-mel spectrogram, runs the model
-in overlapping 20 s windows (see :mod:`piano_transcription.inference`), decodes the notes with the
-onset-gated decoder (per-key thresholds tuned on validation when the model ships them) and returns
-a ``pretty_midi.PrettyMIDI``: one Acoustic Grand Piano track, notes in seconds, an estimated tempo,
-an estimated key signature and a text event naming the source.
+``transcribe(audio, model)`` streams the audio (a file path, or samples with their sample rate) through a
+:class:`~piano_transcription.predictor.Predictor` (Keras or TFLite, default: the shipped model) and the
+onset-gated decoder (:class:`~piano_transcription.decode.StreamingDecoder`), so that memory does not
+grow with the recording, and returns a :class:`Transcription`: the notes, a ``pretty_midi.PrettyMIDI``
+(one Acoustic Grand Piano track, notes in seconds, an estimated tempo and key signature, a text event
+naming the source), the sustain-pedal intervals where the model has a pedal head, and on request the
+whole probability rolls.  Load the predictor once (:func:`~piano_transcription.predictor.load_predictor`)
+to transcribe many recordings.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .constants import SAMPLE_RATE
-
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_MODEL = MODELS_DIR / "default.keras"
-DEFAULT_TFLITE = MODELS_DIR / "default.tflite"
-
-
-def thresholds_path(model_path: str | os.PathLike) -> Path:
-    """``X.thresholds.json`` beside a model file ``X.keras`` / ``X.tflite``."""
-    p = Path(model_path)
-    return p.with_name(p.name.rsplit(".", 1)[0] + ".thresholds.json")
-
-
-def load_thresholds(model_path) -> dict:
-    """Tuned ``{"onset": [88], "frame": [88]}`` thresholds stored beside a model, or ``{}``."""
-    p = thresholds_path(model_path) if model_path is not None else None
-    if p is not None and p.exists():
-        data = json.loads(p.read_text())
-        return {k: np.asarray(v, dtype=np.float64) for k, v in data.items() if k in ("onset", "frame")}
-    return {}
+from .audio import AudioSource
+from .constants import FRAMES_PER_SECOND
+from .decode import StreamingDecoder, decode_notes, decode_pedal
+from .predictor import (DEFAULT_MODEL, DEFAULT_TFLITE, MODELS_DIR, Predictor, load_predictor, load_thresholds,  # noqa: F401
+                        thresholds_path)
 
 
 @dataclass
 class Transcription:
-    """The result of a transcription: rolls ``[frames, 88]``, notes ``[n, 4]`` and the MIDI."""
+    """The result: notes ``[n, 4]`` (start s, end s, MIDI pitch, velocity), the MIDI, tempo (BPM), key
+    name, sustain-pedal intervals ``[k, 2]`` (s; empty without a pedal head), duration (s), and the
+    probability rolls ``{name: [frames, ...]}`` when asked for (``keep_rolls``)."""
 
-    rolls: dict
     notes: np.ndarray
     midi: object
     tempo: float
     key: str
-    mel: np.ndarray | None = None
-    samples: np.ndarray | None = field(default=None, repr=False)
+    pedal: np.ndarray
+    seconds: float
+    rolls: dict | None = None
+
+
+def midi_text(text: str) -> str:
+    """Text for a MIDI meta event: MIDI files store bytes and mido writes Latin-1, so any other character
+    (a Japanese or emoji file name) is stored as its UTF-8 bytes, which DAWs display as UTF-8."""
+    return text.encode("utf-8").decode("latin-1")
 
 
 def notes_to_midi(notes: np.ndarray, source: str | None = None):
@@ -65,46 +60,51 @@ def notes_to_midi(notes: np.ndarray, source: str | None = None):
     out.instruments = pm.instruments
     out.key_signature_changes.append(pretty_midi.KeySignature(key_number, 0.0))
     if source:
-        out.text_events.append(pretty_midi.Text(f"transcribed from {source}", 0.0))
+        out.text_events.append(pretty_midi.Text(midi_text(f"transcribed from {source}"), 0.0))
     return out
 
 
-def resolve_thresholds(model_path, onset_threshold, frame_threshold):
-    """Explicit thresholds where given, else the model's tuned per-octave ones, else 0.5."""
-    tuned = load_thresholds(model_path)
-    onset = onset_threshold if onset_threshold is not None else tuned.get("onset", 0.5)
-    frame = frame_threshold if frame_threshold is not None else tuned.get("frame", 0.5)
-    return onset, frame
-
-
 def transcribe_rolls(rolls: dict, onset_threshold=0.5, frame_threshold=0.5, source: str | None = None):
-    """Decode probability rolls to ``(notes, PrettyMIDI, tempo, key name)``."""
-    from .decode import decode_notes
+    """Decode whole probability rolls to ``(notes, PrettyMIDI, tempo, key name)`` (for rolls already at hand)."""
     from .music import estimate_key, estimate_tempo
 
     notes = decode_notes(rolls["frame"], rolls["onset"], rolls["velocity"], onset_threshold, frame_threshold)
     return notes, notes_to_midi(notes, source), estimate_tempo(notes), estimate_key(notes)[1]
 
 
-def transcribe(audio, model=None, onset_threshold=None, frame_threshold=None, progress: bool = False,
-               source: str | None = None) -> Transcription:
-    """Transcribe a file path or 16 kHz mono samples with a Keras model (object or ``.keras`` path;
-    default: the shipped ``models/default.keras``).  Thresholds default to the model's tuned ones."""
-    from .audio import load_audio, log_mel, prepare_samples
-    from .inference import predict_mel
-    from .model import load_model
+def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshold=None, frame_threshold=None,
+               progress: bool = False, source: str | None = None, keep_rolls: bool = False) -> Transcription:
+    """Transcribe ``audio``: a file path, or an array ``[n]`` / ``[n, channels]`` / ``[channels, n]`` with its
+    ``sample_rate`` (Hz).  ``model``: None (the shipped default), a ``.keras`` / ``.tflite`` path, a loaded
+    Keras model, or a :class:`~piano_transcription.predictor.Predictor`.  Thresholds (0..1, one value or 88)
+    default to the model's own.  ``keep_rolls`` keeps the whole probability rolls in the result."""
+    from .music import estimate_key, estimate_tempo
 
-    model_path = None
-    if model is None or isinstance(model, (str, os.PathLike)):
-        model_path = Path(model) if model is not None else DEFAULT_MODEL
-        model = load_model(model_path)
-    if isinstance(audio, (str, os.PathLike)):
+    predictor = load_predictor(model)
+    onset_t, frame_t = predictor.resolve(onset_threshold, frame_threshold)
+    if isinstance(audio, AudioSource):
+        src = audio
+    elif isinstance(audio, (str, os.PathLike)):
+        src = AudioSource(audio)
         source = source or Path(audio).name
-        samples = load_audio(audio)
     else:
-        samples = prepare_samples(np.asarray(audio), SAMPLE_RATE, source=source or "samples")
-    mel = log_mel(samples)
-    rolls = predict_mel(model, mel, progress=progress)
-    onset_t, frame_t = resolve_thresholds(model_path, onset_threshold, frame_threshold)
-    notes, midi, tempo, key = transcribe_rolls(rolls, onset_t, frame_t, source)
-    return Transcription(rolls, notes, midi, tempo, key, mel, samples)
+        src = AudioSource(audio, sample_rate, source or "samples")
+    decoder = StreamingDecoder(onset_t, frame_t)
+    parts, pedal, kept = [], [], []
+    for chunk in predictor.stream(src, progress):
+        parts.append(decoder.feed(chunk["frame"], chunk["onset"], chunk["velocity"]))
+        if "pedal" in chunk:
+            pedal.append(chunk["pedal"])
+        if keep_rolls:
+            kept.append(chunk)
+    parts.append(decoder.finish())
+    notes = np.concatenate(parts)
+    notes = notes[np.lexsort((notes[:, 2], notes[:, 0]))] if len(notes) else notes.reshape(0, 4)
+    pedal_intervals = decode_pedal(np.concatenate(pedal)) if pedal else np.zeros((0, 2))
+    rolls = None
+    if keep_rolls:
+        from .inference import collect
+
+        rolls = collect(kept)
+    return Transcription(notes, notes_to_midi(notes, source), estimate_tempo(notes), estimate_key(notes)[1],
+                         pedal_intervals, src.n_samples / src.target_sr, rolls)

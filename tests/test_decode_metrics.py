@@ -102,3 +102,24 @@ def test_roc_auc_and_threshold_sweep():
     sweep = threshold_sweep(labels, np.array([0.1, 0.4, 0.35, 0.8]), thresholds=[0.3, 0.5])
     assert sweep["precision"].tolist() == pytest.approx([2 / 3, 1.0])
     assert sweep["recall"].tolist() == pytest.approx([1.0, 0.5])
+
+
+def test_streaming_decoder_equals_the_whole_roll_decoder():
+    from piano_transcription.decode import StreamingDecoder, decode_notes
+
+    rng = np.random.default_rng(3)
+    n = 400
+    frame = (rng.random((n, 88)) < 0.3).astype(np.float32) * rng.random((n, 88))
+    onset = (rng.random((n, 88)) < 0.05).astype(np.float32) * rng.random((n, 88))
+    velocity = rng.random((n, 88)).astype(np.float32)
+    onset_t = rng.uniform(0.2, 0.8, 88)
+    whole = decode_notes(frame, onset, velocity, onset_t, 0.4)
+    dec = StreamingDecoder(onset_t, 0.4)
+    parts = []
+    for a, b in ((0, 7), (7, 150), (150, 151), (151, 400)):
+        parts.append(dec.feed(frame[a:b], onset[a:b], velocity[a:b]))
+    parts.append(dec.finish())
+    streamed = np.concatenate(parts)
+    streamed = streamed[np.lexsort((streamed[:, 2], streamed[:, 0]))]
+    assert len(whole) > 100
+    np.testing.assert_allclose(streamed, whole)

@@ -86,12 +86,105 @@ def test_midi_has_piano_tempo_key_and_source():
 
 
 def test_transcribe_api_with_samples_and_path(tiny_model_path, piano_wav):
-    result = transcribe(piano_wav, model=tiny_model_path)
-    assert result.rolls["frame"].shape == (1 + len(result.samples) // 512, 88)
+    from piano_transcription.audio import AudioError
+
+    result = transcribe(piano_wav, model=tiny_model_path, keep_rolls=True)
+    samples, sr = sf.read(piano_wav, dtype="float32")
+    assert result.rolls["frame"].shape == (1 + len(samples) // 512, 88)
+    assert result.seconds == pytest.approx(len(samples) / sr)
     assert isinstance(result.midi, pretty_midi.PrettyMIDI)
-    samples, _ = sf.read(piano_wav, dtype="float32")
-    again = transcribe(samples, model=tiny_model_path)
+    again = transcribe(samples, model=tiny_model_path, sample_rate=sr, keep_rolls=True)
     np.testing.assert_allclose(again.rolls["frame"], result.rolls["frame"], atol=1e-5)
+    with pytest.raises(AudioError, match="sample rate"):
+        transcribe(samples, model=tiny_model_path)
+
+
+def test_samples_at_any_rate_and_channels_first(tiny_model_path, piano_wav):
+    import soxr
+
+    samples, sr = sf.read(piano_wav, dtype="float32")
+    ref = transcribe(samples, model=tiny_model_path, sample_rate=sr, keep_rolls=True).rolls["frame"]
+    x44 = soxr.resample(samples, sr, 44100)
+    got = transcribe(x44, model=tiny_model_path, sample_rate=44100, keep_rolls=True).rolls["frame"]
+    assert got.shape == ref.shape and np.mean(np.abs(got - ref)) < 0.02
+    stereo = np.stack([samples, samples])  # [2, n], channels first
+    first = transcribe(stereo, model=tiny_model_path, sample_rate=sr, keep_rolls=True).rolls["frame"]
+    np.testing.assert_allclose(first, ref, atol=1e-5)
+
+
+def test_thresholds_are_checked_and_a_loaded_model_keeps_its_own(tiny_model_path, piano_wav, tmp_path):
+    import json
+    import shutil
+
+    from piano_transcription.model import load_model
+    from piano_transcription.predictor import load_predictor
+
+    for bad in (float("nan"), 2.0, -1.0, 0.0, 1.0):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            transcribe(piano_wav, model=tiny_model_path, onset_threshold=bad)
+    for bad in ("nan", "2", "-1", "x"):
+        with pytest.raises(SystemExit) as exc:
+            main([str(piano_wav), "--onset-threshold", bad, "--model", str(tiny_model_path)])
+        assert exc.value.code == 2
+    model_path = tmp_path / "m.keras"
+    shutil.copy(tiny_model_path, model_path)
+    tuned = {"onset": [0.3] * 88, "frame": [0.7] * 88}
+    (tmp_path / "m.thresholds.json").write_text(json.dumps(tuned))
+    from_object = load_predictor(load_model(model_path))
+    np.testing.assert_allclose(from_object.thresholds["onset"], 0.3)
+    np.testing.assert_allclose(from_object.thresholds["frame"], 0.7)
+
+
+def test_output_names_never_collide(tmp_path):
+    from piano_transcription.cli import expand_inputs, output_names
+
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+    files = [tmp_path / "a" / "take.wav", tmp_path / "b" / "take.wav", tmp_path / "a" / "take.mp3",
+             tmp_path / "a" / "solo.flac"]
+    for f in files:
+        f.touch()
+    inputs = expand_inputs([str(f) for f in files] + [str(files[0])])  # the first given twice
+    assert inputs == files
+    names = output_names(inputs)
+    assert len(set(names.values())) == 4 and names[files[3]] == "solo"
+    assert names[files[2]] == "take.mp3" and {names[files[0]], names[files[1]]} == {"a-take.wav", "b-take.wav"}
+
+
+def test_cli_writes_every_result_and_unicode_names(tiny_model_path, piano_wav, tmp_path, capsys):
+    import shutil
+
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+    shutil.copy(piano_wav, tmp_path / "a" / "take.wav")
+    shutil.copy(piano_wav, tmp_path / "b" / "take.wav")
+    shutil.copy(piano_wav, tmp_path / "a" / "日本語.wav")
+    shutil.copy(piano_wav, tmp_path / "b" / "🎹.wav")
+    out = tmp_path / "out"
+    code = main([str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "a" / "take.wav"), "-o", str(out),
+                 "--model", str(tiny_model_path), "-q"])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == sorted(["a-take.wav.mid", "b-take.wav.mid", "日本語.mid", "🎹.mid"])
+    text = pretty_midi.PrettyMIDI(str(out / "日本語.mid")).text_events[0].text
+    assert text.encode("latin-1").decode("utf-8") == "transcribed from 日本語.wav"
+
+
+def test_audio_that_needs_a_warning(tiny_model_path, piano_wav, tmp_path):
+    from piano_transcription.audio import AudioSource, AudioWarning
+
+    samples, sr = sf.read(piano_wav, dtype="float32")
+    with pytest.warns(AudioWarning, match="cancel"):
+        src = AudioSource(np.stack([samples, -samples], 1), sr)
+    np.testing.assert_allclose(src.read(), AudioSource(samples, sr).read(), atol=1e-6)
+    with pytest.warns(AudioWarning, match="clipped"):
+        AudioSource(np.clip(samples * 20, -1, 1), sr)
+    short = tmp_path / "short.wav"
+    sf.write(short, samples, sr, subtype="PCM_16")
+    data = bytearray(short.read_bytes())
+    short.write_bytes(bytes(data[: len(data) // 2]))  # the header still announces the whole length
+    with pytest.warns(AudioWarning, match="header"):
+        src = AudioSource(short)
+    assert abs(src.n_samples - len(samples) / 2) < 200
 
 
 def test_cli_end_to_end_and_bad_inputs(tiny_model_path, piano_wav, tmp_path, capsys):
@@ -108,7 +201,9 @@ def test_cli_end_to_end_and_bad_inputs(tiny_model_path, piano_wav, tmp_path, cap
     err = capsys.readouterr().err
     assert code == 1
     assert "corrupt.mp3: " in err and "empty.wav: " in err
-    assert len([line for line in err.splitlines() if line.startswith("piano-transcribe:")]) == 2
+    lines = [line for line in err.splitlines() if line.startswith("piano-transcribe:")]
+    assert len([line for line in lines if "warning:" not in line]) == 2
+    assert any("warning:" in line and "silent.wav" in line for line in lines)
     for stem in ("piece", "silent", "stereo44k"):
         assert (out / f"{stem}.mid").exists() and (out / f"{stem}.png").exists()
     pretty_midi.PrettyMIDI(str(out / "piece.mid"))
@@ -117,7 +212,32 @@ def test_cli_end_to_end_and_bad_inputs(tiny_model_path, piano_wav, tmp_path, cap
     assert code == 1 and "exists" in capsys.readouterr().err
     assert main([str(piano_wav), "-o", str(out), "--model", str(tiny_model_path), "-q", "--overwrite"]) == 0
     assert main([str(tmp_path / "missing.wav"), "-o", str(out), "--model", str(tiny_model_path), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("missing.wav") == 1  # the path is named once
     assert main([str(piano_wav), "--model", str(tmp_path / "nope.keras")]) == 2
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"PK not really a zip")
+    assert main([str(piano_wav), "--model", str(corrupt)]) == 2
+    assert "not a readable Keras model" in capsys.readouterr().err
+
+
+def test_opus_files_are_found_in_folders(tmp_path):
+    from piano_transcription.cli import expand_inputs
+
+    (tmp_path / "x.opus").touch()
+    (tmp_path / "notes.txt").touch()
+    assert [p.name for p in expand_inputs([str(tmp_path)])] == ["x.opus"]
+
+
+def test_subcommands_fail_in_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["prepare", str(tmp_path / "empty"), str(tmp_path / "out")]) == 2
+    assert main(["train", str(tmp_path / "empty"), str(tmp_path / "run"), "--steps", "1"]) == 2
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "junk.keras").write_text("junk")
+    assert main(["export-tflite", str(tmp_path / "junk.keras"), "-o", str(tmp_path / "x.tflite")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 3 and "Traceback" not in err
 
 
 def test_cli_help_documents_options():

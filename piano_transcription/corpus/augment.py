@@ -1,13 +1,20 @@
-"""Audio augmentation for synthetic training data: room reverb, microphone EQ, noise, gain, codec.
+"""Audio augmentation for synthetic training data: rooms, microphones, noise, level, codec.
 
-Every function takes mono float32 samples at 16 kHz and a ``numpy.random.Generator``.
+Every function takes mono float32 samples at 16 kHz and a ``numpy.random.Generator``.  Rooms are real
+(convolution with measured impulse responses, ``../shared/data/impulse_responses`` from OpenAIR) or
+simulated (an exponentially decaying noise tail); microphone colour and dynamics use Spotify's
+pedalboard (shelving and peak filters, high-pass, compressor).
 """
 
 from __future__ import annotations
 
 import io
+import os
+import warnings
+from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from ..constants import SAMPLE_RATE
 
@@ -56,8 +63,6 @@ def add_noise(x: np.ndarray, rng: np.random.Generator, snr_db=(20.0, 50.0)) -> n
 
 def codec_round_trip(x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Encode to Ogg Vorbis and decode again (lossy-codec artefacts), through libsndfile."""
-    import soundfile as sf
-
     buf = io.BytesIO()
     sf.write(buf, np.clip(x, -1, 1), sr, format="OGG", subtype="VORBIS")
     buf.seek(0)
@@ -65,17 +70,74 @@ def codec_round_trip(x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     return y[: len(x)] if len(y) >= len(x) else np.pad(y, (0, len(x) - len(y)))
 
 
-def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The training chain: each step applied with some probability, then peak level 0.4..1."""
+def load_impulse_responses(folder: str | os.PathLike | None, sr: int = SAMPLE_RATE) -> list[np.ndarray]:
+    """The room impulse responses (``.wav``/``.flac``) in ``folder`` at ``sr`` Hz, each cut to start just
+    before its direct sound (so that convolving does not delay the notes against their labels) and
+    scaled to unit energy.  A file that cannot be read is named in a warning and skipped."""
+    from ..audio import resample
+
+    out = []
+    if folder is None:
+        return out
+    for path in sorted(Path(folder).glob("*")):
+        if path.suffix.lower() not in (".wav", ".flac"):
+            continue
+        try:
+            ir, ir_sr = sf.read(path, dtype="float32", always_2d=True)
+        except Exception as exc:  # noqa: BLE001 - libsndfile raises several types
+            warnings.warn(f"{path}: skipped, cannot read the impulse response ({exc})", stacklevel=2)
+            continue
+        ir = resample(ir.mean(axis=1), ir_sr, sr)
+        if not np.any(ir):
+            warnings.warn(f"{path}: skipped, the impulse response is silent", stacklevel=2)
+            continue
+        direct = int(np.argmax(np.abs(ir)))
+        ir = ir[max(direct - int(0.001 * sr), 0):]
+        out.append((ir / np.sqrt(np.sum(ir ** 2))).astype(np.float32))
+    return out
+
+
+def real_room(x: np.ndarray, rng: np.random.Generator, impulse_responses: list[np.ndarray], wet=(0.2, 0.8),
+              sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Convolve with one of the measured rooms (pedalboard ``Convolution``), ``wet`` share of reverberant sound."""
+    from pedalboard import Convolution
+
+    ir = impulse_responses[rng.integers(len(impulse_responses))]
+    room = Convolution(ir, mix=float(rng.uniform(*wet)), sample_rate=sr)
+    return room(x[None, :].astype(np.float32), sr)[0][: len(x)]
+
+
+def microphone(x: np.ndarray, rng: np.random.Generator, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """A random microphone and preamp: high-pass, low and high shelves, a presence peak, sometimes a compressor."""
+    from pedalboard import Compressor, HighpassFilter, HighShelfFilter, LowShelfFilter, Pedalboard, PeakFilter
+
+    chain = [HighpassFilter(float(rng.uniform(20, 90))),
+             LowShelfFilter(float(rng.uniform(80, 400)), float(rng.uniform(-6, 6))),
+             PeakFilter(float(rng.uniform(250, 5000)), float(rng.uniform(-6, 6)), float(rng.uniform(0.5, 2.0))),
+             HighShelfFilter(float(rng.uniform(2500, 7000)), float(rng.uniform(-12, 4)))]
+    if rng.random() < 0.3:
+        chain.append(Compressor(float(rng.uniform(-30, -10)), float(rng.uniform(1.5, 4.0))))
+    return Pedalboard(chain)(x[None, :].astype(np.float32), sr)[0]
+
+
+def augment(x: np.ndarray, rng: np.random.Generator, impulse_responses: list[np.ndarray] | None = None,
+            strength: float = 1.0) -> np.ndarray:
+    """The training chain, each step with some probability (times ``strength``, 0..1): a room (real
+    when ``impulse_responses`` are given, else simulated), a microphone, noise, then peak level 0.4..1
+    and sometimes a lossy codec."""
     peak = np.max(np.abs(x)) + 1e-9
     x = x / peak
-    if rng.random() < 0.6:
+    if impulse_responses and rng.random() < 0.6 * strength:
+        x = real_room(x, rng, impulse_responses)
+    elif rng.random() < 0.4 * strength:
         x = reverb(x, rng)
-    if rng.random() < 0.6:
+    if rng.random() < 0.7 * strength:
+        x = microphone(x, rng)
+    if rng.random() < 0.3 * strength:
         x = random_eq(x, rng)
-    if rng.random() < 0.5:
+    if rng.random() < 0.5 * strength:
         x = add_noise(x, rng)
     x = x / (np.max(np.abs(x)) + 1e-9) * rng.uniform(0.4, 1.0)
-    if rng.random() < 0.25:
+    if rng.random() < 0.25 * strength:
         x = codec_round_trip(x)
     return x.astype(np.float32)

@@ -1,50 +1,94 @@
-"""The training corpus of the default model: real performances rendered with several pianos.
+"""The training corpus: piano audio that sounds like real pianos in real rooms, with its labels.
 
-MIDI performances (MAESTRO's, or any folder of MIDI) are cut into random 20 s excerpts, each
-rendered with one of the *training* pianos -- the Salamander grand (sampler), FluidSynth with
-FluidR3 GM, FluidSynth with pretty_midi's TimGM6mb -- then augmented (reverb, EQ, noise, gain,
-codec) and written as prepared shards (the layout of :mod:`piano_transcription.training.maestro`), so that
-:mod:`piano_transcription.training.train` reads them directly.  ``build_heldout_set`` renders whole excerpts
-with a piano that training never hears (MuseScore General) into a MAESTRO-layout folder.
+Three sources, mixed in proportions that are a parameter (``--mix maps=0.4,sfz=0.45,fluidsynth=0.15``):
+
+* ``maps``: the MAPS database's performances played by its seven software pianos (Emiya et al. 2010;
+  ``../shared/data/maps/synth``: audio + TSV note tables), 20 s excerpts at random places.  Its note
+  tables have no pedal, so these examples carry no pedal labels (the pedal loss is masked for them);
+* ``sfz``: real performances (MAESTRO's MIDI) played through real sampled grand pianos with sfizz
+  (:mod:`piano_transcription.corpus.sfz`; the instrument plays the keys and the sustain pedal itself),
+  with pedal labels from the MIDI's CC64;
+* ``fluidsynth``: the same performances through General MIDI SoundFonts (FluidR3, TimGM6mb), with the
+  pedal applied to the notes.
+
+Every excerpt then goes through a room (one of the measured impulse responses, or a simulated one), a
+microphone, noise, level and codec (:mod:`piano_transcription.corpus.augment`) and is written as log-mel
++ label shards in the layout of :mod:`piano_transcription.training.maestro`, so that training reads
+them directly.  The build is resumable (finished shards are kept), runs in worker processes with a
+progress bar, and a bad input (a corrupt MIDI or audio file, a note table that does not fit its audio,
+an instrument whose samples are missing) is named, skipped, and listed in the manifest.
+``build_heldout_set`` renders whole excerpts with a piano that training never hears (MuseScore General).
 
 Command line::
 
-    python -m piano_transcription.corpus.builder MIDI_ROOT OUT_DIR --train 3000 --validation 100
+    python -m piano_transcription.corpus SHARED_DATA OUT_DIR --train 2400 --validation 96
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
+import sys
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+from tqdm.auto import tqdm
 
+from ..audio import load_audio, log_mel, normalize
 from ..constants import HOP_LENGTH, SAMPLE_RATE, SEGMENT_FRAMES
+from ..io import atomic_path
+from ..midi import (MidiError, apply_sustain_pedal, last_event_time, notes_to_pretty_midi, pedal_intervals,
+                    read_performance)
+from ..training.labels import notes_to_rolls, pedal_rolls
+from ..training.maestro import Example, save_shard
+from ..training.recordings import labelled_recordings, read_tsv_notes
+from .augment import augment, load_impulse_responses
 
 EXCERPT_SECONDS = (SEGMENT_FRAMES - 1) * HOP_LENGTH / SAMPLE_RATE  # 20.0 s
 CONTEXT_FRAMES = 96  # 3.072 s rendered before the excerpt, so earlier notes ring into it
 RENDERERS = {"salamander": 0.5, "fluidr3": 0.3, "timgm6mb": 0.2}
+FLUIDSYNTH_RENDERERS = ("fluidr3", "timgm6mb")
+DEFAULT_MIX = {"maps": 0.4, "sfz": 0.45, "fluidsynth": 0.15}
 HELDOUT_SOUNDFONTS = ("/usr/share/sounds/sf3/MuseScore_General.sf3", "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3")
+MAX_LABEL_OVERRUN = 2.0  # s: a note table may end at most this much after its audio
 
-_PIANO = None
+_WORKER: dict = {}  # per worker process: loaded instruments and impulse responses
 
 
 def _sampler(cache):
-    global _PIANO
-    if _PIANO is None:
+    if "salamander" not in _WORKER:
         from .sampler import SalamanderPiano
 
-        _PIANO = SalamanderPiano(cache)
-    return _PIANO
+        _WORKER["salamander"] = SalamanderPiano(cache)
+    return _WORKER["salamander"]
+
+
+def _sfz(path: str):
+    from .sfz import SfzPiano
+
+    key = ("sfz", path)
+    if key not in _WORKER:
+        _WORKER[key] = SfzPiano(path)
+    return _WORKER[key]
+
+
+def _impulse_responses(folder: str | None) -> list[np.ndarray]:
+    key = ("irs", folder)
+    if key not in _WORKER:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # named once by the parent process
+            _WORKER[key] = load_impulse_responses(folder)
+    return _WORKER[key]
 
 
 def render_notes(notes: np.ndarray, duration: float, renderer: str, rng, sampler_cache=None,
                  detune_cents: float = 0.0) -> np.ndarray:
     """Render notes (pedal applied) for ``duration`` s with a named renderer or a SoundFont path."""
-    from ..midi import notes_to_pretty_midi
     from .synth import fluidr3_soundfont, pretty_midi_soundfont, render_fluidsynth
 
     n = int(round(duration * SAMPLE_RATE))
@@ -63,39 +107,76 @@ def render_notes(notes: np.ndarray, duration: float, renderer: str, rng, sampler
     return np.pad(audio, (0, max(0, n - len(audio))))[:n].astype(np.float32)
 
 
-def excerpt(notes: np.ndarray, start: float, renderer: str, rng, sampler_cache=None, do_augment: bool = True):
-    """One 20 s training example from ``notes`` at ``start`` s: ``(log-mel [626, 229], Rolls)``."""
-    from ..audio import log_mel, normalize
-    from .augment import augment
-    from ..training.labels import notes_to_rolls
+def excerpt_performance(keys: np.ndarray, pedal_events, t0: float, t1: float):
+    """The part of a performance that sounds in ``[t0, t1)`` s, shifted to start at 0: keys struck in it
+    ``[n, 4]``, CC64 events (the pedal's state at ``t0`` first) and the sustain-down intervals ``[k, 2]``."""
+    sel = keys[(keys[:, 0] >= t0) & (keys[:, 0] < t1)].copy()
+    sel[:, :2] -= t0
+    before = [v for t, v in pedal_events if t < t0]
+    events = ([(0.0, before[-1])] if before else []) + [(t - t0, v) for t, v in pedal_events if t0 <= t < t1 + 5]
+    intervals = pedal_intervals(events, end_time=max(last_event_time(sel, events), t1 - t0))
+    return sel, events, intervals
 
+
+def performance_excerpt(keys: np.ndarray, pedal_events, start: float, renderer: str, rng, sampler_cache=None,
+                        impulse_responses=None) -> Example:
+    """One 20 s training example of a MIDI performance from ``start`` s, rendered with ``renderer`` (an
+    ``.sfz`` path: sfizz plays keys and pedal; else a SoundFont / sampler name, pedal applied to the notes)."""
     context = CONTEXT_FRAMES * HOP_LENGTH / SAMPLE_RATE
     t0 = start - context
-    sel = notes[(notes[:, 0] >= t0) & (notes[:, 0] < start + EXCERPT_SECONDS)].copy()
-    sel[:, :2] -= t0
     total = context + EXCERPT_SECONDS
-    audio = render_notes(sel, total + 0.5, renderer, rng, sampler_cache, rng.normal(0, 8) if do_augment else 0.0)
-    audio = augment(audio, rng) if do_augment else normalize(audio)
+    sel, events, intervals = excerpt_performance(keys, pedal_events, t0, start + EXCERPT_SECONDS)
+    sounding = apply_sustain_pedal(sel, intervals)
+    if renderer.endswith(".sfz"):
+        audio = _sfz(renderer).render(sel, events, total + 0.5)
+    else:
+        audio = render_notes(sounding, total + 0.5, renderer, rng, sampler_cache, rng.normal(0, 8))
+    audio = augment(audio, rng, impulse_responses)
     c0 = CONTEXT_FRAMES * HOP_LENGTH
     seg = audio[c0: c0 + int(EXCERPT_SECONDS * SAMPLE_RATE)]
-    rolls = notes_to_rolls(sel, n_frames=CONTEXT_FRAMES + SEGMENT_FRAMES).slice(CONTEXT_FRAMES,
-                                                                                 CONTEXT_FRAMES + SEGMENT_FRAMES)
-    return log_mel(normalize(seg)), rolls
+    n = CONTEXT_FRAMES + SEGMENT_FRAMES
+    rolls = notes_to_rolls(sounding, n_frames=n).slice(CONTEXT_FRAMES, n)
+    pedal = pedal_rolls(intervals, n)[CONTEXT_FRAMES:]
+    return Example(log_mel(normalize(seg)), rolls, SEGMENT_FRAMES, pedal)
 
 
-def _make_shard(midi_path: str, starts: list[float], renderers: list[str], seed: int, shard: str,
-                sampler_cache: str | None, do_augment: bool) -> dict:
-    from ..training.maestro import Example, save_shard
-    from ..midi import read_midi
+def recording_excerpt(samples: np.ndarray, notes: np.ndarray, start: float, rng, impulse_responses=None) -> Example:
+    """One 20 s training example of a labelled recording from ``start`` s (no pedal labels)."""
+    context = CONTEXT_FRAMES * HOP_LENGTH / SAMPLE_RATE
+    t0 = max(start - context, 0.0)
+    c0 = int(round((start - t0) * SAMPLE_RATE))
+    chunk = samples[int(round(t0 * SAMPLE_RATE)): int(round((start + EXCERPT_SECONDS + 0.5) * SAMPLE_RATE))]
+    chunk = augment(chunk, rng, impulse_responses)
+    seg = chunk[c0: c0 + int(EXCERPT_SECONDS * SAMPLE_RATE)]
+    seg = np.pad(seg, (0, int(EXCERPT_SECONDS * SAMPLE_RATE) - len(seg)))
+    sel = notes[(notes[:, 1] > start) & (notes[:, 0] < start + EXCERPT_SECONDS)].copy()
+    sel[:, :2] -= start
+    # notes begun before the excerpt stay as frames without an onset: move their start before frame 0
+    f = CONTEXT_FRAMES
+    sel[:, 0] = np.where(sel[:, 0] < 0, -f * HOP_LENGTH / SAMPLE_RATE + 1e-6, sel[:, 0])
+    shifted = sel.copy()
+    shifted[:, :2] += f * HOP_LENGTH / SAMPLE_RATE
+    rolls = notes_to_rolls(shifted, n_frames=f + SEGMENT_FRAMES).slice(f, f + SEGMENT_FRAMES)
+    return Example(log_mel(normalize(seg)), rolls, SEGMENT_FRAMES, None)
 
-    notes = read_midi(midi_path)
-    rng = np.random.default_rng(seed)
+
+def _make_shard(job: dict) -> dict:
+    """Render one shard (worker process); ``job`` names its source, excerpt starts and renderers."""
+    rng = np.random.default_rng(job["seed"])
+    irs = _impulse_responses(job.get("impulse_responses"))
     examples = []
-    for start, renderer in zip(starts, renderers):
-        mel, rolls = excerpt(notes, start, renderer, rng, sampler_cache, do_augment)
-        examples.append(Example(mel, rolls, SEGMENT_FRAMES))
-    save_shard(shard, examples)
-    return {"segments": len(examples), "frames": SEGMENT_FRAMES * len(examples), "renderers": renderers}
+    if job["source"] == "maps":
+        samples = load_audio(job["path"])
+        notes = read_tsv_notes(job["labels"])
+        for start in job["starts"]:
+            examples.append(recording_excerpt(samples, notes, start, rng, irs))
+    else:
+        keys, pedal = read_performance(job["path"])
+        for start, renderer in zip(job["starts"], job["renderers"]):
+            examples.append(performance_excerpt(keys, pedal, start, renderer, rng, job.get("sampler_cache"), irs))
+    save_shard(job["shard"], examples)
+    return {"segments": len(examples), "frames": SEGMENT_FRAMES * len(examples), "source": job["source"],
+            "input": job["path"], "renderers": job.get("renderers")}
 
 
 def midi_files(folder: str | os.PathLike) -> list[Path]:
@@ -104,56 +185,158 @@ def midi_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".mid", ".midi"))
 
 
-def build_corpus(splits: dict[str, list[Path]], out_dir: str | os.PathLike, counts: dict[str, int],
+def parse_mix(text: str) -> dict[str, float]:
+    """``"maps=0.4,sfz=0.45,fluidsynth=0.15"`` to a dict of shares (normalised to sum 1)."""
+    mix = {}
+    for part in filter(None, (s.strip() for s in text.split(","))):
+        name, _, value = part.partition("=")
+        if name not in DEFAULT_MIX:
+            raise ValueError(f"unknown corpus source {name!r}; choose from {', '.join(DEFAULT_MIX)}")
+        try:
+            mix[name] = float(value)
+        except ValueError:
+            raise ValueError(f"the share of {name!r} must be a number, got {value!r}") from None
+        if not mix[name] >= 0:
+            raise ValueError(f"the share of {name!r} must be >= 0")
+    total = sum(mix.values())
+    if total <= 0:
+        raise ValueError("the corpus mix has no positive share")
+    return {k: v / total for k, v in mix.items()}
+
+
+def _performance_lengths(files: list[Path], problems: list[str]) -> dict[Path, float]:
+    """Length (s) of each readable MIDI performance; unreadable ones are reported in ``problems``."""
+    lengths = {}
+    for f in files:
+        try:
+            keys, pedal = read_performance(f)
+        except MidiError as exc:
+            problems.append(str(exc))
+            continue
+        lengths[f] = last_event_time(keys, pedal)
+    return lengths
+
+
+def _recording_lengths(folder, problems: list[str]) -> dict:
+    """Usable labelled recordings (length s); unreadable audio or labels that do not fit are reported."""
+    out = {}
+    for rec in labelled_recordings(folder) if folder else []:
+        try:
+            info = sf.info(str(rec.audio))
+            seconds = info.frames / info.samplerate
+            notes = read_tsv_notes(rec.labels)
+        except Exception as exc:  # noqa: BLE001 - libsndfile and the TSV reader raise several types
+            problems.append(f"{rec.audio}: skipped ({exc})")
+            continue
+        if notes[:, 0].max() > seconds + MAX_LABEL_OVERRUN:
+            problems.append(f"{rec.labels}: skipped, notes start at {notes[:, 0].max():.1f} s but the audio "
+                            f"lasts {seconds:.1f} s (labels of another recording?)")
+            continue
+        out[rec] = seconds
+    return out
+
+
+def plan_jobs(splits: dict, out_dir: Path, counts: dict[str, int], mix: dict[str, float], instruments: list[str],
+              per_shard: int, seed: int, problems: list[str], impulse_responses: str | None = None,
+              sampler_cache=None) -> list[tuple[str, str, dict]]:
+    """The shards to render: ``(split, shard id, job)``; deterministic for a seed (resuming rebuilds the
+    same plan).  ``splits[split]`` holds ``{"midi": [paths], "maps": folder or None}``."""
+    rng = np.random.default_rng(seed)
+    fluid = [r for r in FLUIDSYNTH_RENDERERS]
+    jobs = []
+    for split, inputs in splits.items():
+        midi_len = {f: s for f, s in _performance_lengths(inputs.get("midi", []), problems).items()
+                    if s > EXCERPT_SECONDS + 1}
+        maps_len = {r: s for r, s in _recording_lengths(inputs.get("maps"), problems).items()
+                    if s > EXCERPT_SECONDS + 1}
+        available = {"maps": bool(maps_len), "sfz": bool(midi_len and instruments), "fluidsynth": bool(midi_len)}
+        shares = {k: v for k, v in mix.items() if v > 0 and available[k]}
+        if not shares:
+            problems.append(f"{split}: no usable input for the sources {', '.join(k for k, v in mix.items() if v > 0)}")
+            continue
+        n_shards = -(-counts.get(split, 0) // per_shard)
+        names = sorted(shares)
+        per_source = {k: int(round(n_shards * shares[k] / sum(shares.values()))) for k in names}
+        midi_items, maps_items = list(midi_len), list(maps_len)
+        k = 0
+        for source in names:
+            items = maps_items if source == "maps" else midi_items
+            order = rng.permutation(len(items))
+            for i in range(per_source[source]):
+                item = items[order[i % len(items)]]
+                length = (maps_len if source == "maps" else midi_len)[item]
+                starts = sorted(rng.uniform(0, length - EXCERPT_SECONDS, per_shard).tolist())
+                sid = f"{split}_{k:05d}"
+                job = dict(source=source, starts=starts, seed=int(rng.integers(1 << 31)),
+                           shard=str(out_dir / split / f"{sid}.npz"), impulse_responses=impulse_responses)
+                if source == "maps":
+                    job.update(path=str(item.audio), labels=str(item.labels))
+                else:
+                    pool = instruments if source == "sfz" else fluid
+                    job.update(path=str(item), renderers=[str(pool[j]) for j in rng.integers(len(pool), size=per_shard)],
+                               sampler_cache=str(sampler_cache) if sampler_cache else None)
+                jobs.append((split, sid, job))
+                k += 1
+    return jobs
+
+
+def build_corpus(splits: dict, out_dir: str | os.PathLike, counts: dict[str, int], mix: dict[str, float] | None = None,
+                 instruments: list[str] | None = None, impulse_responses: str | os.PathLike | None = None,
                  per_shard: int = 8, workers: int = 2, seed: int = 0, sampler_cache=None,
-                 renderers: dict[str, float] = RENDERERS, progress: bool = True) -> dict:
-    """Render ``counts[split]`` excerpts from each split's MIDI files into shards + ``manifest.json``.
+                 progress: bool = True) -> dict:
+    """Render ``counts[split]`` excerpts per split into shards + ``manifest.json``; return the manifest.
 
-    Resumable: existing shards are kept.  Returns the manifest.
+    ``splits[split]``: ``{"midi": [MIDI paths], "maps": folder of labelled recordings or None}``;
+    ``mix``: the share of each source (:data:`DEFAULT_MIX`); ``instruments``: ``.sfz`` files for the
+    ``sfz`` source.  Resumable: shards already in the manifest are kept.  Inputs that fail are named
+    on stderr, skipped, and listed under ``problems`` in the manifest.
     """
-    from tqdm.auto import tqdm
-
-    from ..io import atomic_path
-    from ..midi import read_midi
-
     out_dir = Path(out_dir)
     manifest_path = out_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"splits": {}}
-    rng = np.random.default_rng(seed)
-    names, probs = list(renderers), np.array(list(renderers.values()), float)
-    jobs = []
-    for split, files in splits.items():
-        entries = manifest["splits"].setdefault(split, {})
-        lengths = {}
-        for f in files:
-            notes = read_midi(f)
-            lengths[f] = float(notes[:, 1].max())
-        usable = [f for f in files if lengths[f] > EXCERPT_SECONDS + 1]
-        n_shards = -(-counts.get(split, 0) // per_shard)
-        for k in range(n_shards):
-            f = usable[k % len(usable)]
-            starts = sorted(rng.uniform(0, lengths[f] - EXCERPT_SECONDS, per_shard).tolist())
-            rends = [str(r) for r in rng.choice(names, per_shard, p=probs / probs.sum())]
-            sid = f"{split}_{k:05d}"
-            shard = out_dir / split / f"{sid}.npz"
-            if shard.exists() and sid in entries:
-                continue
-            jobs.append((split, sid, (str(f), starts, rends, int(rng.integers(1 << 31)), str(shard),
-                                      str(sampler_cache) if sampler_cache else None, True)))
+    problems: list[str] = []
+    instruments = [str(i) for i in (instruments or [])]
+    usable_instruments = []
+    for inst in instruments:
+        try:
+            _sfz(inst)
+            usable_instruments.append(inst)
+        except Exception as exc:  # noqa: BLE001 - sfizz and its samples fail in several ways
+            problems.append(f"{inst}: instrument skipped ({exc})")
+    if impulse_responses is not None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load_impulse_responses(impulse_responses)
+        problems += [str(w.message) for w in caught]
+    jobs = plan_jobs(splits, out_dir, counts, mix or DEFAULT_MIX, usable_instruments, per_shard, seed, problems,
+                     str(impulse_responses) if impulse_responses else None, sampler_cache)
+    for split, _, _ in jobs:
+        manifest["splits"].setdefault(split, {})
+    todo = [(split, sid, job) for split, sid, job in jobs
+            if not (sid in manifest["splits"][split] and Path(job["shard"]).exists())]
+    for msg in problems:
+        print(f"corpus: {msg}", file=sys.stderr)
 
-    def record(split, sid, info, source):
-        manifest["splits"][split][sid] = dict(shard=f"{split}/{sid}.npz", midi=source, **info)
+    def save():
+        manifest["problems"] = sorted(set(problems))  # this run's: a resumed build retries earlier failures
         with atomic_path(manifest_path) as tmp:
             tmp.write_text(json.dumps(manifest, indent=1))
 
-    with ProcessPoolExecutor(workers) as pool:
-        futures = {pool.submit(_make_shard, *args): (split, sid, args[0]) for split, sid, args in jobs}
+    # spawned, not forked: sfizz's loader threads do not survive a fork of a process that used it
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_make_shard, job): (split, sid, job) for split, sid, job in todo}
         for fut in tqdm(as_completed(futures), total=len(futures), desc="render corpus", disable=not progress):
-            split, sid, source = futures[fut]
-            record(split, sid, fut.result(), source)
-    if not manifest_path.exists():
-        with atomic_path(manifest_path) as tmp:
-            tmp.write_text(json.dumps(manifest, indent=1))
+            split, sid, job = futures[fut]
+            try:
+                info = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a bad input must not stop the build
+                msg = f"{job['path']}: shard {sid} skipped ({type(exc).__name__}: {exc})"
+                print(f"corpus: {msg}", file=sys.stderr)
+                problems.append(msg)
+                continue
+            manifest["splits"][split][sid] = dict(shard=f"{split}/{sid}.npz", **info)
+            save()
+    save()
     return manifest
 
 
@@ -202,23 +385,35 @@ def build_heldout_set(midi_paths: list[Path], out_dir: str | os.PathLike, soundf
     return out_dir
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m piano_transcription.corpus.builder", description=__doc__,
+def main(argv=None, prog: str = "python -m piano_transcription.corpus") -> None:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("midi_root", help="folder with maestro/{train,validation}/ MIDI (e.g. ../shared/data/performance_midi)")
+    p.add_argument("data", help="the shared data folder: performance_midi/, maps/synth/, pianos/, impulse_responses/")
     p.add_argument("out_dir")
-    p.add_argument("--train", type=int, default=3000, help="training excerpts (20 s)")
-    p.add_argument("--validation", type=int, default=96, help="validation excerpts")
+    p.add_argument("--train", type=int, default=2400, help="training excerpts (20 s)")
+    p.add_argument("--validation", type=int, default=96, help="validation excerpts (MAESTRO validation MIDI)")
+    p.add_argument("--mix", default=",".join(f"{k}={v}" for k, v in DEFAULT_MIX.items()),
+                   help="share of each source: maps, sfz, fluidsynth (default %(default)s)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    from .sampler import build_cache, fetch_salamander
+    from .sfz import find_instruments
 
-    cache = build_cache(fetch_salamander())
-    root = Path(a.midi_root)
-    splits = {"train": midi_files(root / "maestro" / "train"), "validation": midi_files(root / "maestro" / "validation")}
-    build_corpus(splits, a.out_dir, {"train": a.train, "validation": a.validation}, workers=a.workers, seed=a.seed,
-                 sampler_cache=cache)
+    try:
+        mix = parse_mix(a.mix)
+    except ValueError as exc:
+        p.error(str(exc))
+    root = Path(a.data)
+    if not root.is_dir():
+        p.error(f"{root}: no such folder")
+    midi = root / "performance_midi" / "maestro"
+    splits = {"train": {"midi": midi_files(midi / "train"), "maps": root / "maps" / "synth"},
+              "validation": {"midi": midi_files(midi / "validation"), "maps": None}}
+    manifest = build_corpus(splits, a.out_dir, {"train": a.train, "validation": a.validation}, mix,
+                            find_instruments(root / "pianos"), root / "impulse_responses", workers=a.workers,
+                            seed=a.seed)
+    done = {s: len(v) for s, v in manifest["splits"].items()}
+    print(f"corpus: {done} shards in {a.out_dir}; {len(manifest.get('problems', []))} problems")
 
 
 if __name__ == "__main__":

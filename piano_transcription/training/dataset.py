@@ -10,31 +10,37 @@ import os
 
 import numpy as np
 
-from ..constants import N_KEYS, N_MELS, SEGMENT_FRAMES
+from ..constants import N_KEYS, N_MELS, PEDAL_CHANNELS, SEGMENT_FRAMES
 from .maestro import load_shard, shard_paths
 
 
-def segment_generator(paths, shuffle: bool, seed: int, repeat: bool):
-    """Yield ``(mel, targets)`` per segment from shard ``paths``."""
+def segment_generator(paths, shuffle: bool, seed: int, repeat: bool, pedal: bool = False):
+    """Yield ``(mel, targets)`` per segment from shard ``paths``; with ``pedal`` the targets include
+    ``pedal`` ``[frames, 4]``: the three pedal channels and the example's label mask repeated per frame."""
     rng = np.random.default_rng(seed)
     while True:
         order = rng.permutation(len(paths)) if shuffle else np.arange(len(paths))
         for i in order:
             shard = load_shard(paths[i])
             for k in range(len(shard["mel"])):
-                yield shard["mel"][k], {
+                targets = {
                     "onset": shard["onsets"][k],
                     "offset": shard["offsets"][k],
                     "frame": shard["frames"][k],
                     "velocity": np.concatenate([shard["velocities"][k], shard["onsets"][k]], axis=-1),
                 }
+                if pedal:
+                    mask = np.full((len(shard["mel"][k]), 1), shard["pedal_mask"][k], np.float32)
+                    targets["pedal"] = np.concatenate([shard["pedal"][k], mask], axis=-1)
+                yield shard["mel"][k], targets
         if not repeat:
             return
 
 
 def make_dataset(prepared_dir: str | os.PathLike, split: str = "train", batch_size: int = 4, shuffle: bool = True,
-                 repeat: bool = True, shuffle_buffer: int = 256, seed: int = 0, frames: int = SEGMENT_FRAMES):
-    """A ``tf.data.Dataset`` of ``(mel [B, frames, 229], {onset, offset, frame, velocity})`` batches."""
+                 repeat: bool = True, shuffle_buffer: int = 256, seed: int = 0, frames: int = SEGMENT_FRAMES,
+                 pedal: bool = False):
+    """A ``tf.data.Dataset`` of ``(mel [B, frames, 229], {onset, offset, frame, velocity[, pedal]})`` batches."""
     from ..tf_env import quiet_tensorflow
 
     quiet_tensorflow()
@@ -47,7 +53,9 @@ def make_dataset(prepared_dir: str | os.PathLike, split: str = "train", batch_si
     signature = (tf.TensorSpec((frames, N_MELS), tf.float32),
                  {"onset": roll, "offset": roll, "frame": roll,
                   "velocity": tf.TensorSpec((frames, 2 * N_KEYS), tf.float32)})
-    ds = tf.data.Dataset.from_generator(lambda: segment_generator(paths, shuffle, seed, repeat),
+    if pedal:
+        signature[1]["pedal"] = tf.TensorSpec((frames, len(PEDAL_CHANNELS) + 1), tf.float32)
+    ds = tf.data.Dataset.from_generator(lambda: segment_generator(paths, shuffle, seed, repeat, pedal),
                                         output_signature=signature)
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)

@@ -38,6 +38,17 @@ def piece_metrics(rolls: dict, ref_notes: np.ndarray, ref_frames: np.ndarray, on
     return {**frame_metrics(ref_frames, est_frames), **note_metrics(ref_notes, est_notes)}
 
 
+def score_notes(ref_notes: np.ndarray, est_notes: np.ndarray, n_frames: int) -> dict[str, float]:
+    """Note metrics (mir_eval, the papers' settings) and frame metrics of transcribed notes against reference
+    notes, both drawn on the 32 ms frame grid over ``n_frames`` frames (the same rule for every system)."""
+    from .labels import notes_to_rolls
+    from .metrics import frame_metrics, note_metrics
+
+    ref_roll = notes_to_rolls(ref_notes, n_frames=n_frames).frames
+    est_roll = notes_to_rolls(est_notes, n_frames=n_frames).frames if len(est_notes) else np.zeros_like(ref_roll)
+    return {**note_metrics(ref_notes, est_notes), **frame_metrics(ref_roll, est_roll)}
+
+
 def predict_split(model, prepared_dir, split: str, progress: bool = True, limit: int | None = None):
     """Yield one dict per example: ``piece``, ``segment``, predicted ``rolls`` and the reference
     ``ref_notes``, ``ref_frames`` and ``ref_onsets``."""
@@ -63,7 +74,8 @@ def predict_split(model, prepared_dir, split: str, progress: bool = True, limit:
             else:
                 ref_notes = label_notes(shard["onsets"][k][:length], ref_frames, shard["velocities"][k][:length])
             yield dict(piece=pid, segment=k, rolls=rolls, ref_notes=ref_notes, ref_frames=ref_frames,
-                       ref_onsets=shard["onsets"][k][:length])
+                       ref_onsets=shard["onsets"][k][:length], ref_pedal=shard["pedal"][k][:length],
+                       pedal_known=bool(shard["pedal_mask"][k]))
 
 
 def evaluate(model, prepared_dir, split: str = "test", onset_threshold=0.5, frame_threshold=0.5,
@@ -79,6 +91,23 @@ def evaluate(model, prepared_dir, split: str = "test", onset_threshold=0.5, fram
                      **piece_metrics(ex["rolls"], ex["ref_notes"], ex["ref_frames"], onset_threshold, frame_threshold)})
     df = pd.DataFrame(rows)
     return df, mean_metrics([{k: v for k, v in r.items() if k not in ("piece", "segment")} for r in rows])
+
+
+def evaluate_pedal(examples, threshold: float = 0.5) -> dict[str, float]:
+    """Mean sustain-pedal scores (:func:`~piano_transcription.training.metrics.pedal_metrics`) over the
+    examples from :func:`predict_split` that have pedal labels and a pedal prediction."""
+    from ..decode import decode_pedal
+    from .metrics import mean_metrics, pedal_metrics
+
+    rows = []
+    for ex in examples:
+        if not ex.get("pedal_known") or "pedal" not in ex["rolls"]:
+            continue
+        ref = ex["ref_pedal"]
+        ref_intervals = decode_pedal(ref, 0.5, min_duration=0.0)
+        est = ex["rolls"]["pedal"]
+        rows.append(pedal_metrics(ref_intervals, decode_pedal(est, threshold), ref[:, 0] > 0, est[:, 0] >= threshold))
+    return mean_metrics(rows)
 
 
 def octave_groups() -> list[np.ndarray]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..constants import FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS, OFFSET_LENGTH_MS, ONSET_LENGTH_MS
+from ..constants import FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS, OFFSET_LENGTH_MS, ONSET_LENGTH_MS, PEDAL_CHANNELS
 from ..midi import END, START, VELOCITY
 
 
@@ -88,3 +88,24 @@ def notes_to_rolls(notes: np.ndarray, n_frames: int | None = None, max_velocity:
     rolls = Rolls(onsets, offsets, frames, velocities)
     return rolls if n_frames is None else rolls.padded(n_frames)
 
+
+
+
+
+def pedal_rolls(intervals: np.ndarray, n_frames: int, fps: float = FRAMES_PER_SECOND,
+                onset_length_ms: float = ONSET_LENGTH_MS, offset_length_ms: float = OFFSET_LENGTH_MS) -> np.ndarray:
+    """Sustain-pedal labels ``[n_frames, 3]`` (uint8) from down intervals ``[k, 2]`` (s): channel 0 the
+    pedal is down (frames touched by the interval), 1 it goes down (the frames of the first 32 ms),
+    2 it comes up (the frames of the 32 ms after release), the note-roll rules applied to the pedal
+    as Kong et al. (2021, Sec. III-C) label pedal onsets, offsets and frames beside the notes'."""
+    out = np.zeros((n_frames, len(PEDAL_CHANNELS)), np.uint8)
+    for down, up in np.asarray(intervals, np.float64).reshape(-1, 2):
+        f0, f1 = time_to_frames(max(down, 0.0), max(up, 0.0), fps)
+        out[max(f0, 0):max(f1, 0), 0] = 1
+        if down >= 0:
+            o0, o1 = time_to_frames(down, min(up, down + onset_length_ms / 1000.0), fps)
+            out[o0:max(o1, o0 + 1), 1] = 1
+        e0, e1 = time_to_frames(up, up + offset_length_ms / 1000.0, fps)
+        if e0 >= 0:
+            out[e0:max(e1, e0 + 1), 2] = 1
+    return out

@@ -5,7 +5,11 @@
 * velocity: ``sum over keys of onset_label * (velocity_label - velocity)^2``, averaged over frames.
   Its target packs ``[velocity labels, onset labels]`` on the last axis (``[B, T, 176]``).
 
-The total training loss is the sum of the four.
+* pedal (models with the sustain-pedal head): the log loss of the three pedal channels, averaged over
+  frames and channels, times the example's label mask (0 where the source has no pedal labels, such
+  as MAPS's note tables).  Its target packs ``[pedal labels (3), mask]`` (``[B, T, 4]``).
+
+The total training loss is the sum.
 """
 
 from __future__ import annotations
@@ -32,6 +36,20 @@ def velocity_loss(y_true, y_pred):
     return ops.mean(ops.sum(onsets * ops.square(velocity - y_pred), axis=-1), axis=1)
 
 
-def losses() -> dict:
-    """Loss per output name, for ``model.compile``."""
-    return {"onset": log_loss, "offset": log_loss, "frame": log_loss, "velocity": velocity_loss}
+def pedal_loss(y_true, y_pred):
+    """Per-example masked pedal log loss ``[B]``; ``y_true`` is ``[pedal labels (3), mask]`` stacked."""
+    from keras import ops
+
+    y_true = ops.cast(y_true, y_pred.dtype)
+    n = ops.shape(y_pred)[-1]
+    labels, mask = y_true[..., :n], y_true[..., n:]
+    loss = -labels * ops.log(y_pred + EPSILON) - (1.0 - labels) * ops.log(1.0 - y_pred + EPSILON)
+    return ops.mean(loss * mask, axis=(1, 2))
+
+
+def losses(pedal: bool = False) -> dict:
+    """Loss per output name, for ``model.compile`` (with the pedal head's when ``pedal``)."""
+    out = {"onset": log_loss, "offset": log_loss, "frame": log_loss, "velocity": velocity_loss}
+    if pedal:
+        out["pedal"] = pedal_loss
+    return out

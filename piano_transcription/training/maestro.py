@@ -168,20 +168,23 @@ class Example:
     mel: np.ndarray
     rolls: "object"  # labels.Rolls
     length: int  # valid (unpadded) frames
+    pedal: np.ndarray | None = None  # [frames, 3] sustain-pedal labels (labels.pedal_rolls); None: unknown
 
 
 def piece_examples(audio_path, midi_path, split: str) -> list[Example]:
     """Load one piece and turn it into training examples (segments) or one whole test example."""
     from ..audio import load_audio, log_mel
-    from .labels import notes_to_rolls
-    from ..midi import read_midi
+    from ..midi import last_event_time, pedal_intervals, read_midi, read_performance
+    from .labels import notes_to_rolls, pedal_rolls
 
     samples = load_audio(audio_path)
+    keys, pedal_events = read_performance(midi_path)
     notes = read_midi(midi_path)
     n_frames = frames_for_samples(len(samples))
     rolls = notes_to_rolls(notes, n_frames=n_frames)
+    pedal = pedal_rolls(pedal_intervals(pedal_events, last_event_time(keys, pedal_events)), n_frames)
     if split == "test":
-        return [Example(log_mel(samples), rolls, n_frames)]
+        return [Example(log_mel(samples), rolls, n_frames, pedal)]
     examples = []
     points = find_split_points(notes, samples)
     pad_to = int(SEGMENT_SECONDS * SAMPLE_RATE)
@@ -195,7 +198,9 @@ def piece_examples(audio_path, midi_path, split: str) -> list[Example]:
         f0 = s0 // HOP_LENGTH
         length = min(frames_for_samples(len(seg)), SEGMENT_FRAMES)
         seg_rolls = rolls.slice(f0, f0 + length).padded(SEGMENT_FRAMES)
-        examples.append(Example(log_mel(padded), seg_rolls, length))
+        seg_pedal = np.zeros((SEGMENT_FRAMES, 3), np.uint8)
+        seg_pedal[:length] = pedal[f0: f0 + length][:SEGMENT_FRAMES]
+        examples.append(Example(log_mel(padded), seg_rolls, length, seg_pedal))
     return examples
 
 
@@ -213,15 +218,24 @@ def save_shard(path: str | os.PathLike, examples: list[Example]) -> None:
                 frames=np.stack([e.rolls.frames for e in examples]).astype(np.uint8),
                 velocities=np.stack([e.rolls.velocities for e in examples]).astype(np.float16),
                 lengths=np.array([e.length for e in examples], np.int32),
+                pedal=np.stack([np.zeros((len(e.mel), 3), np.uint8) if e.pedal is None else e.pedal
+                                for e in examples]).astype(np.uint8),
+                pedal_mask=np.array([e.pedal is not None for e in examples], np.uint8),
             )
 
 
 def load_shard(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a shard written by :func:`save_shard` (mel as float32, rolls as float32)."""
+    """Read a shard written by :func:`save_shard` (mel as float32, rolls as float32).
+
+    ``pedal`` ``[n, frames, 3]`` and ``pedal_mask`` ``[n]`` (1 where the pedal labels are known) are
+    zeros for shards written before the pedal labels existed."""
     with np.load(path) as z:
         out = {k: z[k] for k in z.files}
     for k in ("mel", "onsets", "offsets", "frames", "velocities"):
         out[k] = out[k].astype(np.float32)
+    n, frames = out["mel"].shape[:2]
+    out["pedal"] = out["pedal"].astype(np.float32) if "pedal" in out else np.zeros((n, frames, 3), np.float32)
+    out["pedal_mask"] = out["pedal_mask"].astype(np.float32) if "pedal_mask" in out else np.zeros(n, np.float32)
     return out
 
 
@@ -293,9 +307,9 @@ def prepare_dataset(maestro_dir: str | os.PathLike, out_dir: str | os.PathLike, 
                     record(split, row, shard, fut.result())
                 except Exception as exc:
                     errors.append(f"{row.audio_filename}: {exc}")
-    if not manifest_path.exists():
-        with atomic_path(manifest_path) as tmp:
-            tmp.write_text(json.dumps(manifest, indent=1))
+    manifest["failed"] = errors  # this run's failures (a re-run retries them)
+    with atomic_path(manifest_path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1))
     if errors:
         warnings.warn("pieces that failed: " + "; ".join(errors), stacklevel=2)
     return manifest

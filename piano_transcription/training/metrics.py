@@ -61,6 +61,25 @@ def note_metrics(ref: np.ndarray, est: np.ndarray, onset_tolerance: float = 0.05
     return out
 
 
+def pedal_metrics(ref_intervals: np.ndarray, est_intervals: np.ndarray, ref_frames: np.ndarray,
+                  est_frames: np.ndarray, onset_tolerance: float = 0.05) -> dict[str, float]:
+    """Sustain-pedal scores: pedal-onset precision / recall / F1 (a pedal press found within
+    ``onset_tolerance`` s, each matched once, as mir_eval matches note onsets) and frame P/R/F1 of the
+    pedal-down roll ``[frames]`` (the two measures Kong et al. 2021, Table III, report)."""
+    import mir_eval
+
+    ref_on = np.asarray(ref_intervals, np.float64).reshape(-1, 2)[:, 0]
+    est_on = np.asarray(est_intervals, np.float64).reshape(-1, 2)[:, 0]
+    matched = len(mir_eval.util.match_events(ref_on, est_on, onset_tolerance)) if len(ref_on) and len(est_on) else 0
+    p = matched / len(est_on) if len(est_on) else 0.0
+    r = matched / len(ref_on) if len(ref_on) else 0.0
+    out = {"pedal_onset_precision": p, "pedal_onset_recall": r,
+           "pedal_onset_f1": 2 * p * r / (p + r) if p + r else 0.0}
+    frames = frame_metrics(np.asarray(ref_frames).reshape(-1, 1), np.asarray(est_frames).reshape(-1, 1))
+    out.update({f"pedal_{k}": v for k, v in frames.items() if k != "frame_accuracy"})
+    return out
+
+
 def mean_metrics(per_piece: list[dict[str, float]]) -> dict[str, float]:
     """Average per-piece metric dicts (the papers' collection score)."""
     if not per_piece:

@@ -34,16 +34,17 @@ def make_optimizer(learning_rate: float = LEARNING_RATE):
 
 def loss_objects() -> dict:
     """The loss functions by name, to load a compiled checkpoint."""
-    from .losses import log_loss, velocity_loss
+    from .losses import log_loss, pedal_loss, velocity_loss
 
-    return {"log_loss": log_loss, "velocity_loss": velocity_loss}
+    return {"log_loss": log_loss, "velocity_loss": velocity_loss, "pedal_loss": pedal_loss}
 
 
 def compile_model(model, learning_rate: float = LEARNING_RATE):
-    """Compile with the four losses (summed) and the optimizer."""
+    """Compile with the losses of the model's heads (summed) and the optimizer."""
+    from ..model import has_pedal
     from .losses import losses
 
-    model.compile(optimizer=make_optimizer(learning_rate), loss=losses(), jit_compile=False)
+    model.compile(optimizer=make_optimizer(learning_rate), loss=losses(has_pedal(model)), jit_compile=False)
     return model
 
 
@@ -64,8 +65,12 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
     import keras
 
     from .dataset import make_dataset
-    from ..model import build_model, custom_objects, get_config, load_model, save_model
+    from ..model import build_model, custom_objects, get_config, has_pedal, load_model, save_model, transfer_weights
 
+    from .maestro import DatasetError, shard_paths
+
+    if not shard_paths(prepared_dir, "train"):  # before anything is written into run_dir
+        raise DatasetError(f"{prepared_dir}: the prepared data set has no training shards")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
@@ -78,7 +83,11 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
         if checkpoint.exists():
             model = keras.saving.load_model(str(checkpoint), custom_objects={**custom_objects(), **loss_objects()})
         else:
-            model = load_model(init_model) if init_model else build_model(cfg)
+            model = build_model(cfg)
+            if init_model:
+                fresh = transfer_weights(load_model(init_model), model)
+                if fresh:
+                    print(f"fine-tuning {init_model}: new layers {', '.join(fresh)}", flush=True)
             compile_model(model, learning_rate)
             (run_dir / "config.json").write_text(json.dumps(
                 dict(config=cfg.__dict__, steps=steps, batch_size=batch_size, learning_rate=learning_rate,
@@ -86,9 +95,11 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
                 indent=1))
     start_step = int(model.optimizer.iterations.numpy())
     batch_size *= strategy.num_replicas_in_sync
-    train_ds = make_dataset(prepared_dir, "train", batch_size, shuffle=True, repeat=True, seed=seed + start_step)
+    pedal = has_pedal(model)
+    train_ds = make_dataset(prepared_dir, "train", batch_size, shuffle=True, repeat=True, seed=seed + start_step,
+                            pedal=pedal)
     try:
-        val_ds = make_dataset(prepared_dir, "validation", batch_size, shuffle=False, repeat=False)
+        val_ds = make_dataset(prepared_dir, "validation", batch_size, shuffle=False, repeat=False, pedal=pedal)
         if validation_steps:
             val_ds = val_ds.take(validation_steps)
     except ValueError:
@@ -129,12 +140,13 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
     return model, history
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m piano_transcription.training.train", description=__doc__,
+def main(argv=None, prog: str = "python -m piano_transcription.training.train") -> None:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("prepared_dir", help="folder written by prepare_dataset (manifest.json + shards)")
     p.add_argument("run_dir", help="folder for checkpoints, logs and model.keras (resumed if it exists)")
-    p.add_argument("--config", default="small", help="model size: maestro, small or tiny (default small)")
+    p.add_argument("--config", default="small", help="model size: maestro, small, small_pedal or tiny (default small)")
+    p.add_argument("--pedal", action="store_true", help="add the sustain-pedal head to the config")
     p.add_argument("--steps", type=int, default=20000, help="total optimizer steps")
     p.add_argument("--batch-size", type=int, default=4, help="20 s segments per step and GPU (default 4)")
     p.add_argument("--steps-per-epoch", type=int, default=500, help="steps between validation runs")
@@ -145,7 +157,10 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs with tensor cores)")
     a = p.parse_args(argv)
-    train(a.prepared_dir, a.run_dir, a.config, a.steps, a.batch_size, a.steps_per_epoch, a.save_every,
+    from ..model import with_pedal
+
+    config = with_pedal(a.config) if a.pedal else a.config
+    train(a.prepared_dir, a.run_dir, config, a.steps, a.batch_size, a.steps_per_epoch, a.save_every,
           a.learning_rate, a.seed, a.mixed_precision, a.validation_steps, a.init_model, verbose=2)
 
 

@@ -1,0 +1,111 @@
+"""Accuracy on REAL piano recordings: the real-audio validation set (``../shared/data/maps/real_dev``).
+
+18 recordings of a Yamaha Disklavier in a room (MAPS ENSTDkAm, ambient microphones, 50 minutes), with
+their notes (pedal applied).  Every system transcribes the same audio; notes are scored per piece with
+mir_eval as in the Onsets-and-Frames paper (onset within 50 ms; with offset: within 20 % of the note's
+length or 50 ms; with velocity), frames on the 32 ms grid; the table shows the mean over pieces.
+This set judges models and settings; it is never trained on.
+
+    .venv/bin/python benchmarks/real_dev.py [--model A.keras B.tflite ...] [--basic-pitch] [--per-piece] [--limit N]
+
+Every model runs through ``piano_transcription.transcribe`` (the product's own pipeline), with the
+thresholds shipped beside it and, where those are not all 0.5, also with 0.5 everywhere.
+``--basic-pitch`` runs basic-pitch from its own environment ``.venv-basic-pitch`` (created on first use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+COLUMNS = ["note_f1", "note_with_offset_f1", "note_with_offset_velocity_f1", "frame_f1", "note_precision",
+           "note_recall"]
+
+
+def model_systems(model_paths, recordings) -> dict[str, dict[str, np.ndarray]]:
+    """Notes per recording for each model (Keras or TFLite, through the one transcription pipeline), with
+    its shipped thresholds and, where those differ, with 0.5 everywhere."""
+    from piano_transcription.predictor import load_predictor
+    from piano_transcription.transcribe import transcribe, transcribe_rolls
+
+    systems = {}
+    for path in model_paths:
+        t0 = time.time()
+        predictor = load_predictor(path)
+        shipped = {k: np.asarray(v) for k, v in predictor.thresholds.items()}
+        name = Path(path).name
+        plain = any(np.any(v != 0.5) for v in shipped.values())
+        systems[name] = {}
+        if plain:
+            systems[f"{name} (0.5)"] = {}
+        for r in recordings:
+            result = transcribe(r.audio, predictor, keep_rolls=plain)
+            systems[name][r.name] = result.notes
+            if plain:
+                systems[f"{name} (0.5)"][r.name] = transcribe_rolls(result.rolls, 0.5, 0.5)[0]
+        print(f"{name} ({predictor.backend}): {time.time() - t0:.1f} s", flush=True)
+    return systems
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "maps" / "real_dev"))
+    p.add_argument("--model", nargs="*", default=[str(ROOT / "piano_transcription" / "models" / "default.keras")],
+                   help=".keras or .tflite models (default: the shipped Keras model)")
+    p.add_argument("--basic-pitch", action="store_true")
+    p.add_argument("--limit", type=int, default=None, help="only the first N recordings")
+    p.add_argument("--per-piece", action="store_true", help="also print the note F1 of every recording")
+    a = p.parse_args()
+
+    import pandas as pd
+
+    from piano_transcription.audio import load_audio, write_wav
+    from piano_transcription.constants import frames_for_samples
+    from piano_transcription.training.evaluate import score_notes
+    from piano_transcription.training.recordings import labelled_recordings, read_tsv_notes
+    recordings = labelled_recordings(a.data)[: a.limit]
+    if not recordings:
+        raise SystemExit(f"{a.data}: no recordings with labels")
+    samples = {r.name: load_audio(r.audio) for r in recordings}
+    refs = {r.name: read_tsv_notes(r.labels) for r in recordings}
+    minutes = sum(len(s) for s in samples.values()) / 16000 / 60
+    print(f"{len(recordings)} recordings, {minutes:.1f} minutes, {sum(len(n) for n in refs.values())} notes")
+
+    systems = model_systems(a.model, recordings)
+    if a.basic_pitch:
+        from accuracy import basic_pitch_notes
+
+        wav_dir = ROOT / "data" / "generated" / "real_dev_wav"
+        wavs = []
+        for r in recordings:
+            wav = wav_dir / f"{r.name}.wav"
+            if not wav.exists():
+                write_wav(wav, samples[r.name])
+            wavs.append(wav)
+        t0 = time.time()
+        systems["basic-pitch"] = basic_pitch_notes(wavs, wav_dir / "basic_pitch")
+        print(f"basic-pitch: {time.time() - t0:.1f} s")
+
+    rows = []
+    for name, est in systems.items():
+        for r in recordings:
+            n = frames_for_samples(len(samples[r.name]))
+            rows.append({"system": name, "piece": r.name, **score_notes(refs[r.name], est[r.name], n)})
+    df = pd.DataFrame(rows)
+    if a.per_piece:
+        print(df.pivot(index="piece", columns="system", values="note_f1").round(3).to_string())
+    print(df.groupby("system", sort=False)[COLUMNS].mean().round(3).to_string())
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    main()

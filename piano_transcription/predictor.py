@@ -1,0 +1,179 @@
+"""One transcription model behind one interface, whatever runs it: Keras or TFLite.
+
+A :class:`Predictor` turns a stream of 16 kHz audio (:class:`~piano_transcription.audio.AudioSource`)
+into a stream of probability rolls and carries the decoding thresholds that belong to its model (tuned
+on validation data and stored beside the model file as ``X.thresholds.json``).  Load it once with
+:func:`load_predictor` and transcribe many recordings with it.  The default model ships inside the
+package (``piano_transcription/models``): its Keras form on a full install, its TFLite form on the light
+install (``pip install piano-transcription[lite]``, no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .audio import AudioSource
+from .decode import DEFAULT_FRAME_THRESHOLD, DEFAULT_ONSET_THRESHOLD, per_key
+from .inference import collect
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL = MODELS_DIR / "default.keras"
+DEFAULT_TFLITE = MODELS_DIR / "default.tflite"
+THRESHOLD_NAMES = ("onset", "frame")
+
+_MODEL_PATHS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # Keras model object -> its file
+
+
+def thresholds_path(model_path: str | os.PathLike) -> Path:
+    """``X.thresholds.json`` beside a model file ``X.keras`` / ``X.tflite``."""
+    p = Path(model_path)
+    return p.with_name(p.name.rsplit(".", 1)[0] + ".thresholds.json")
+
+
+def check_threshold(value, name: str):
+    """A threshold (scalar or 88 per-key values) strictly between 0 and 1, else ValueError."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim not in (0, 1) or (arr.ndim == 1 and arr.shape != (88,)):
+        raise ValueError(f"{name} threshold must be one number or 88 per-key numbers, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0) or np.any(arr >= 1):
+        raise ValueError(f"{name} threshold must lie strictly between 0 and 1, got {value!r}")
+    return value
+
+
+def load_thresholds(model_path) -> dict:
+    """Tuned ``{"onset": [88], "frame": [88]}`` thresholds stored beside a model, or ``{}``."""
+    p = thresholds_path(model_path) if model_path is not None else None
+    if p is not None and p.exists():
+        data = json.loads(p.read_text())
+        return {k: check_threshold(np.asarray(v, dtype=np.float64), f"{p}: {k}") for k, v in data.items()
+                if k in THRESHOLD_NAMES}
+    return {}
+
+
+def remember_model_path(model, path) -> None:
+    """Note which file a loaded Keras model came from (so that its thresholds follow the object)."""
+    try:
+        _MODEL_PATHS[model] = Path(path)
+    except TypeError:  # not weak-referenceable
+        pass
+
+
+class Predictor:
+    """A model that maps audio to probability rolls, with its own thresholds."""
+
+    backend = "none"
+
+    def __init__(self, path: Path | None, thresholds: dict | None = None):
+        self.path = path
+        stored = load_thresholds(path) if path is not None else {}
+        self.thresholds = {"onset": DEFAULT_ONSET_THRESHOLD, "frame": DEFAULT_FRAME_THRESHOLD, **stored,
+                           **{k: v for k, v in (thresholds or {}).items() if v is not None}}
+        for k in THRESHOLD_NAMES:
+            check_threshold(self.thresholds[k], k)
+
+    @property
+    def has_pedal(self) -> bool:
+        raise NotImplementedError
+
+    def stream(self, source: AudioSource, progress: bool = False) -> Iterator[dict[str, np.ndarray]]:
+        """Consecutive chunks of probability rolls ``{onset, offset, frame, velocity[, pedal]}``."""
+        raise NotImplementedError
+
+    def predict(self, source: AudioSource, progress: bool = False) -> dict[str, np.ndarray]:
+        """Whole probability rolls of a recording."""
+        return collect(self.stream(source, progress))
+
+    def resolve(self, onset_threshold=None, frame_threshold=None) -> tuple:
+        """``(onset, frame)`` thresholds: the given ones where not None, else the model's own."""
+        onset = check_threshold(onset_threshold, "onset") if onset_threshold is not None else self.thresholds["onset"]
+        frame = check_threshold(frame_threshold, "frame") if frame_threshold is not None else self.thresholds["frame"]
+        return per_key(onset), per_key(frame)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path) if self.path else 'in memory'})"
+
+
+class KerasPredictor(Predictor):
+    """A Keras model (``.keras`` file or loaded object) over 20 s log-mel windows."""
+
+    backend = "keras"
+
+    def __init__(self, model, thresholds: dict | None = None, batch_size: int = 4):
+        from .model import load_model
+
+        if isinstance(model, (str, os.PathLike)):
+            path = Path(model)
+            model = load_model(path)
+        else:
+            path = _MODEL_PATHS.get(model)
+        self.model, self.batch_size = model, batch_size
+        super().__init__(path, thresholds)
+
+    @property
+    def has_pedal(self) -> bool:
+        from .model import has_pedal
+
+        return has_pedal(self.model)
+
+    def stream(self, source: AudioSource, progress: bool = False):
+        from .constants import frames_for_samples
+        from .inference import keras_predictor, mel_windows, stream_windows
+
+        return stream_windows(keras_predictor(self.model), mel_windows(source.blocks(), source.n_samples),
+                              frames_for_samples(source.n_samples), batch_size=self.batch_size, progress=progress)
+
+
+class TFLitePredictor(Predictor):
+    """A raw-audio TFLite model (ours, or Magenta's ``onsets_frames_wavinput.tflite``), 1.12 s windows."""
+
+    backend = "tflite"
+
+    def __init__(self, path: str | os.PathLike, thresholds: dict | None = None, num_threads: int | None = None):
+        from .tflite import TFLiteModel
+
+        self.lite = TFLiteModel(path, num_threads)
+        super().__init__(Path(path), thresholds)
+
+    @property
+    def has_pedal(self) -> bool:
+        return self.lite.has_pedal
+
+    def stream(self, source: AudioSource, progress: bool = False):
+        return self.lite.stream(source.blocks(), source.n_samples, progress)
+
+
+def tensorflow_available() -> bool:
+    """Whether TensorFlow is installed (the full install); the light install runs TFLite only."""
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def load_predictor(model=None, thresholds: dict | None = None) -> Predictor:
+    """A :class:`Predictor` for ``model``: None (the shipped default: Keras on a full install, TFLite on the
+    light one), a ``.keras`` or ``.tflite`` path, a loaded Keras model, or a Predictor (returned as is,
+    with ``thresholds`` applied)."""
+    if isinstance(model, Predictor):
+        if thresholds:
+            model.thresholds.update({k: check_threshold(v, k) for k, v in thresholds.items() if v is not None})
+        return model
+    if model is None:
+        model = DEFAULT_MODEL if tensorflow_available() else DEFAULT_TFLITE
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such model file")
+        if path.suffix.lower() == ".tflite":
+            return TFLitePredictor(path, thresholds)
+        if path.suffix.lower() != ".keras":
+            raise ValueError(f"{path}: a model must be a .keras or .tflite file")
+        if not tensorflow_available():
+            raise ImportError(f"{path}: Keras models need the full install (pip install "
+                              "'piano-transcription[full]'); the light install runs .tflite models")
+        return KerasPredictor(path, thresholds)
+    return KerasPredictor(model, thresholds)
