@@ -15,11 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from .assets import DEMO_AUDIO, DEMO_MIDI
 from .audio import AUDIO_EXTENSIONS
 
 SUBCOMMANDS = ("demo", "prepare", "build-synthetic", "corpus", "train", "tune-thresholds", "magenta-to-keras",
                "export-tflite")
-DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
 
 def _err(msg: str) -> None:
@@ -166,7 +166,7 @@ def run_demo(argv) -> int:
     from .training.metrics import note_metrics
     from .transcribe import transcribe
 
-    audio, truth = DEMO_DIR / "demo.flac", DEMO_DIR / "demo.mid"
+    audio, truth = DEMO_AUDIO, DEMO_MIDI
     predictor = load_predictor(a.tflite or a.model)
     result = transcribe(audio, predictor, progress=True, keep_rolls=True)
     out = Path(a.outdir)

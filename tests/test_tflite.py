@@ -52,7 +52,8 @@ def test_exported_model_matches_keras_on_the_same_windows(exported):
     model, path, qpath = exported
     lite = TFLiteModel(path)
     x = np.random.default_rng(2).normal(0, 0.2, WINDOW_SAMPLES).astype(np.float32)
-    ref = {k: np.asarray(v)[0] for k, v in raw_audio_model(model)(tf.constant(x[None])).items()}
+    ref = {k: np.asarray(v)[0] for k, v in raw_audio_model(model)(tf.constant(x)).items()}
+    assert tuple(lite.input["shape"]) == (WINDOW_SAMPLES,)  # as Magenta's onsets_frames_wavinput.tflite
     out = lite.run_window(x)
     for name in ("frame_logits", "onset_logits", "offset_logits", "velocity_values"):
         assert out[name].shape == (32, 88)
@@ -134,3 +135,23 @@ def test_light_path_runs_without_tensorflow_and_librosa(exported, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "out" / "a.mid").exists()
+
+
+def test_pedal_model_exports_its_pedal_output(tmp_path):
+    import soundfile as sf
+
+    from piano_transcription.model import build_model
+    from piano_transcription.predictor import load_predictor
+    from piano_transcription.transcribe import transcribe
+
+    path = export_tflite(build_model("tiny_pedal"), tmp_path / "p.tflite")
+    lite = TFLiteModel(path)
+    assert lite.has_pedal
+    out = lite.run_window(np.zeros(WINDOW_SAMPLES, np.float32))
+    assert out["pedal_logits"].shape == (32, 3)
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.random.default_rng(0).normal(0, 0.1, 40000).astype(np.float32), 16000)
+    predictor = load_predictor(path)
+    assert predictor.backend == "tflite" and predictor.has_pedal
+    result = transcribe(wav, predictor, keep_rolls=True)
+    assert result.rolls["pedal"].shape == (1 + 40000 // 512, 3) and result.pedal.shape[1] == 2

@@ -70,12 +70,27 @@ def codec_round_trip(x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     return y[: len(x)] if len(y) >= len(x) else np.pad(y, (0, len(x) - len(y)))
 
 
-def load_impulse_responses(folder: str | os.PathLike | None, sr: int = SAMPLE_RATE) -> list[np.ndarray]:
-    """The room impulse responses (``.wav``/``.flac``) in ``folder`` at ``sr`` Hz, each cut to start just
-    before its direct sound (so that convolving does not delay the notes against their labels) and
-    scaled to unit energy.  A file that cannot be read is named in a warning and skipped."""
+def load_impulse_response(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """One room impulse response at ``sr`` Hz, cut to start just before its direct sound (so that
+    convolving does not delay the notes against their labels) and scaled to unit energy.
+    Raises ValueError for a file that cannot be read or is silent."""
     from ..audio import resample
 
+    try:
+        ir, ir_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # noqa: BLE001 - libsndfile raises several types
+        raise ValueError(f"{path}: cannot read the impulse response ({exc})") from exc
+    ir = resample(ir.mean(axis=1), ir_sr, sr)
+    if not np.any(ir):
+        raise ValueError(f"{path}: the impulse response is silent")
+    direct = int(np.argmax(np.abs(ir)))
+    ir = ir[max(direct - int(0.001 * sr), 0):]
+    return (ir / np.sqrt(np.sum(ir ** 2))).astype(np.float32)
+
+
+def load_impulse_responses(folder: str | os.PathLike | None, sr: int = SAMPLE_RATE) -> list[np.ndarray]:
+    """The room impulse responses (``.wav``/``.flac``) in ``folder`` (:func:`load_impulse_response`); a
+    file that cannot be used is named in a warning and skipped."""
     out = []
     if folder is None:
         return out
@@ -83,17 +98,9 @@ def load_impulse_responses(folder: str | os.PathLike | None, sr: int = SAMPLE_RA
         if path.suffix.lower() not in (".wav", ".flac"):
             continue
         try:
-            ir, ir_sr = sf.read(path, dtype="float32", always_2d=True)
-        except Exception as exc:  # noqa: BLE001 - libsndfile raises several types
-            warnings.warn(f"{path}: skipped, cannot read the impulse response ({exc})", stacklevel=2)
-            continue
-        ir = resample(ir.mean(axis=1), ir_sr, sr)
-        if not np.any(ir):
-            warnings.warn(f"{path}: skipped, the impulse response is silent", stacklevel=2)
-            continue
-        direct = int(np.argmax(np.abs(ir)))
-        ir = ir[max(direct - int(0.001 * sr), 0):]
-        out.append((ir / np.sqrt(np.sum(ir ** 2))).astype(np.float32))
+            out.append(load_impulse_response(path, sr))
+        except ValueError as exc:
+            warnings.warn(f"{exc}; skipped", stacklevel=2)
     return out
 
 

