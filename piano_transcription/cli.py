@@ -12,6 +12,7 @@ Subcommands: ``demo``, ``prepare``, ``build-synthetic``, ``train``, ``tune-thres
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -161,23 +162,27 @@ def run_demo(argv) -> int:
     p.add_argument("--tflite", default=None, help="TFLite model instead")
     a = p.parse_args(argv)
     from .midi import read_midi, write_midi
-    from .plots import save_figure, transcription_figure
     from .predictor import load_predictor
-    from .training.metrics import note_metrics
     from .transcribe import transcribe
 
-    audio, truth = DEMO_AUDIO, DEMO_MIDI
     predictor = load_predictor(a.tflite or a.model)
-    result = transcribe(audio, predictor, progress=True, keep_rolls=True)
+    result = transcribe(DEMO_AUDIO, predictor, progress=True, keep_rolls=True)
     out = Path(a.outdir)
     write_midi(result.midi, out / "demo.mid")
-    ref = read_midi(truth)
-    save_figure(transcription_figure(result.rolls, result.notes, audio.name, ref_notes=ref), out / "demo.png")
-    m = note_metrics(ref, result.notes)
+    ref = read_midi(DEMO_MIDI)
     print(f"model: {predictor.path} ({predictor.backend})")
-    print(f"wrote {out / 'demo.mid'} ({len(result.notes)} notes, {result.tempo:.0f} BPM, {result.key}) and "
-          f"{out / 'demo.png'}")
-    print(f"note F1 (onset, 50 ms) against {truth.name}: {m['note_f1']:.3f}  "
+    print(f"wrote {out / 'demo.mid'} ({len(result.notes)} notes, {result.tempo:.0f} BPM, {result.key})")
+    missing = [m for m in ("matplotlib", "mir_eval") if importlib.util.find_spec(m) is None]
+    if missing:  # the light install: no picture, no score
+        print(f"(no picture and no score without {', '.join(missing)}: pip install 'piano-transcription[full]')")
+        return 0
+    from .plots import save_figure, transcription_figure
+    from .training.metrics import note_metrics
+
+    save_figure(transcription_figure(result.rolls, result.notes, DEMO_AUDIO.name, ref_notes=ref), out / "demo.png")
+    m = note_metrics(ref, result.notes)
+    print(f"wrote {out / 'demo.png'}")
+    print(f"note F1 (onset, 50 ms) against {DEMO_MIDI.name}: {m['note_f1']:.3f}  "
           f"(precision {m['note_precision']:.3f}, recall {m['note_recall']:.3f}); "
           f"with offsets: {m['note_with_offset_f1']:.3f}")
     return 0

@@ -41,6 +41,8 @@ NOTE_OUTPUTS = ("onset", "offset", "frame", "velocity")
 PEDAL_OUTPUT = "pedal"
 PEDAL_CHANNELS = ("frame", "onset", "offset")
 
+DEFAULT_THRESHOLD = 0.5  # probability above which an onset / frame / pedal counts, without tuned values
+
 SUSTAIN_CC = 64
 SUSTAIN_THRESHOLD = 64  # CC64 value >= 64 means the pedal is down
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS, PEDAL_CHANNELS, VEL_BIAS, VEL_SCALE
+from .constants import DEFAULT_THRESHOLD, FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS, PEDAL_CHANNELS, VEL_BIAS, VEL_SCALE
 
-DEFAULT_ONSET_THRESHOLD = 0.5
-DEFAULT_FRAME_THRESHOLD = 0.5
+DEFAULT_ONSET_THRESHOLD = DEFAULT_THRESHOLD
+DEFAULT_FRAME_THRESHOLD = DEFAULT_THRESHOLD
 
 
 def velocity_to_midi(v):
@@ -118,7 +118,7 @@ def _sorted_notes(rows) -> np.ndarray:
     return out[np.lexsort((out[:, 2], out[:, 0]))] if len(out) else out
 
 
-def decode_pedal(pedal_probs: np.ndarray, threshold: float = 0.5, min_duration: float = 0.05,
+def decode_pedal(pedal_probs: np.ndarray, threshold: float = DEFAULT_THRESHOLD, min_duration: float = 0.05,
                  fps: float = FRAMES_PER_SECOND) -> np.ndarray:
     """Sustain-pedal intervals ``[k, 2]`` (down s, up s) from the pedal head's ``[frames, 3]`` probabilities.
 

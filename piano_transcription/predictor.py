@@ -21,6 +21,7 @@ import numpy as np
 
 from .assets import DEFAULT_MODEL, DEFAULT_TFLITE
 from .audio import AudioSource
+from .constants import N_KEYS
 from .decode import DEFAULT_FRAME_THRESHOLD, DEFAULT_ONSET_THRESHOLD, per_key
 from .inference import collect
 
@@ -38,7 +39,7 @@ def thresholds_path(model_path: str | os.PathLike) -> Path:
 def check_threshold(value, name: str):
     """A threshold (scalar or 88 per-key values) strictly between 0 and 1, else ValueError."""
     arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim not in (0, 1) or (arr.ndim == 1 and arr.shape != (88,)):
+    if arr.ndim not in (0, 1) or (arr.ndim == 1 and arr.shape != (N_KEYS,)):
         raise ValueError(f"{name} threshold must be one number or 88 per-key numbers, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0) or np.any(arr >= 1):
         raise ValueError(f"{name} threshold must lie strictly between 0 and 1, got {value!r}")

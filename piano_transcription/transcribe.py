@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioSource
-from .constants import FRAMES_PER_SECOND
+from .constants import DEFAULT_THRESHOLD
 from .decode import StreamingDecoder, decode_notes, decode_pedal
 from .predictor import load_predictor
 
@@ -63,7 +63,7 @@ def notes_to_midi(notes: np.ndarray, source: str | None = None):
     return out
 
 
-def transcribe_rolls(rolls: dict, onset_threshold=0.5, frame_threshold=0.5, source: str | None = None):
+def transcribe_rolls(rolls: dict, onset_threshold=DEFAULT_THRESHOLD, frame_threshold=DEFAULT_THRESHOLD, source: str | None = None):
     """Decode whole probability rolls to ``(notes, PrettyMIDI, tempo, key name)`` (for rolls already at hand)."""
     from .music import estimate_key, estimate_tempo
 

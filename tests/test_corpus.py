@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pretty_midi
 import pytest
 import soundfile as sf
 
@@ -11,9 +10,8 @@ from piano_transcription.corpus.builder import build_corpus, midi_files, parse_m
 from piano_transcription.corpus.compose import performance_midi
 from piano_transcription.corpus.sfz import SfzError, SfzPiano
 from piano_transcription.corpus.synth import render_fluidsynth
-from piano_transcription.midi import read_midi
 from piano_transcription.training.maestro import load_shard
-from piano_transcription.training.recordings import LabelError, labelled_recordings, read_tsv_notes
+from piano_transcription.training.recordings import LabelError, read_tsv_notes
 
 SR = 16000
 

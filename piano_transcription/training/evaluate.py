@@ -12,23 +12,25 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import FRAMES_PER_SECOND
+from ..constants import DEFAULT_THRESHOLD, FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS
+from ..midi import END, PITCH, START, VELOCITY
 
 
 def label_notes(onsets: np.ndarray, frames: np.ndarray, velocities: np.ndarray) -> np.ndarray:
     """Reference notes from label rolls (the decoder on the 0/1 labels); velocities as 1..127."""
     from ..decode import decode_notes
 
-    notes = decode_notes(frames.astype(np.float32), onsets.astype(np.float32), None, 0.5, 0.5)
+    notes = decode_notes(frames.astype(np.float32), onsets.astype(np.float32), None, DEFAULT_THRESHOLD,
+                         DEFAULT_THRESHOLD)
     if len(notes):
-        starts = np.round(notes[:, 0] * FRAMES_PER_SECOND).astype(int)
-        keys = notes[:, 2].astype(int) - 21
-        notes[:, 3] = np.maximum(velocities[starts, keys] * 127.0, 1.0)
+        starts = np.round(notes[:, START] * FRAMES_PER_SECOND).astype(int)
+        keys = notes[:, PITCH].astype(int) - MIN_MIDI_PITCH
+        notes[:, VELOCITY] = np.maximum(velocities[starts, keys] * 127.0, 1.0)
     return notes
 
 
-def piece_metrics(rolls: dict, ref_notes: np.ndarray, ref_frames: np.ndarray, onset_threshold=0.5,
-                  frame_threshold=0.5) -> dict[str, float]:
+def piece_metrics(rolls: dict, ref_notes: np.ndarray, ref_frames: np.ndarray, onset_threshold=DEFAULT_THRESHOLD,
+                  frame_threshold=DEFAULT_THRESHOLD) -> dict[str, float]:
     """Frame and note metrics of one piece's predicted rolls against its reference."""
     from ..decode import decode_notes, per_key
     from .metrics import frame_metrics, note_metrics
@@ -78,7 +80,8 @@ def predict_split(model, prepared_dir, split: str, progress: bool = True, limit:
                        pedal_known=bool(shard["pedal_mask"][k]))
 
 
-def evaluate(model, prepared_dir, split: str = "test", onset_threshold=0.5, frame_threshold=0.5,
+def evaluate(model, prepared_dir, split: str = "test", onset_threshold=DEFAULT_THRESHOLD,
+             frame_threshold=DEFAULT_THRESHOLD,
              progress: bool = True, limit: int | None = None):
     """Per-example metrics (a pandas DataFrame, one row per piece or segment) and their mean (dict)."""
     import pandas as pd
@@ -93,7 +96,7 @@ def evaluate(model, prepared_dir, split: str = "test", onset_threshold=0.5, fram
     return df, mean_metrics([{k: v for k, v in r.items() if k not in ("piece", "segment")} for r in rows])
 
 
-def evaluate_pedal(examples, threshold: float = 0.5) -> dict[str, float]:
+def evaluate_pedal(examples, threshold: float = DEFAULT_THRESHOLD) -> dict[str, float]:
     """Mean sustain-pedal scores (:func:`~piano_transcription.training.metrics.pedal_metrics`) over the
     examples from :func:`predict_split` that have pedal labels and a pedal prediction."""
     from ..decode import decode_pedal
@@ -104,15 +107,15 @@ def evaluate_pedal(examples, threshold: float = 0.5) -> dict[str, float]:
         if not ex.get("pedal_known") or "pedal" not in ex["rolls"]:
             continue
         ref = ex["ref_pedal"]
-        ref_intervals = decode_pedal(ref, 0.5, min_duration=0.0)
+        ref_intervals = decode_pedal(ref, DEFAULT_THRESHOLD, min_duration=0.0)
         est = ex["rolls"]["pedal"]
-        rows.append(pedal_metrics(ref_intervals, decode_pedal(est, threshold), ref[:, 0] > 0, est[:, 0] >= threshold))
+        rows.append(pedal_metrics(ref_intervals, decode_pedal(est, threshold), ref[:, START] > 0, est[:, START] >= threshold))
     return mean_metrics(rows)
 
 
 def octave_groups() -> list[np.ndarray]:
     """Key indices (0..87) grouped by octave of the piano (A0-B0, C1-B1, ..., C8)."""
-    pitches = np.arange(88) + 21
+    pitches = np.arange(N_KEYS) + MIN_MIDI_PITCH
     octave = pitches // 12 - 1
     return [np.flatnonzero(octave == o) for o in np.unique(octave)]
 
@@ -124,10 +127,10 @@ def tune_thresholds(examples: list[dict], candidates=np.round(np.arange(0.1, 0.9
     octave of keys, the onset threshold maximises the frame-level F1 of the onset roll against the
     onset labels, and the frame threshold the F1 of the frame roll.  Returns ``{"onset": [88], "frame": [88]}``.
     """
-    out = {"onset": np.full(88, 0.5), "frame": np.full(88, 0.5)}
+    out = {"onset": np.full(N_KEYS, DEFAULT_THRESHOLD), "frame": np.full(N_KEYS, DEFAULT_THRESHOLD)}
     for name, ref_key in (("onset", "ref_onsets"), ("frame", "ref_frames")):
         for keys in octave_groups():
-            best, best_f = 0.5, -1.0
+            best, best_f = DEFAULT_THRESHOLD, -1.0
             for t in candidates:
                 tp = fp = fn = 0.0
                 for ex in examples:
@@ -143,7 +146,8 @@ def tune_thresholds(examples: list[dict], candidates=np.round(np.arange(0.1, 0.9
     return out
 
 
-def false_positives_per_octave(examples: list[dict], onset_threshold=0.5, frame_threshold=0.5) -> np.ndarray:
+def false_positives_per_octave(examples: list[dict], onset_threshold=DEFAULT_THRESHOLD,
+                               frame_threshold=DEFAULT_THRESHOLD) -> np.ndarray:
     """Transcribed notes that match no reference note (mir_eval onset matching, 50 ms), counted per
     piano octave (index ``pitch // 12 - 1``: 0 = A0-B0 ... 8 = C8) over ``examples`` from :func:`predict_split`."""
     import mir_eval
@@ -156,10 +160,10 @@ def false_positives_per_octave(examples: list[dict], onset_threshold=0.5, frame_
         ref = ex["ref_notes"]
         matched = set()
         if len(est) and len(ref):
-            pairs = mir_eval.transcription.match_notes(ref[:, :2], mir_eval.util.midi_to_hz(ref[:, 2]), est[:, :2],
-                                                       mir_eval.util.midi_to_hz(est[:, 2]), offset_ratio=None)
+            pairs = mir_eval.transcription.match_notes(ref[:, START:END + 1], mir_eval.util.midi_to_hz(ref[:, PITCH]), est[:, START:END + 1],
+                                                       mir_eval.util.midi_to_hz(est[:, PITCH]), offset_ratio=None)
             matched = {j for _, j in pairs}
-        for j, pitch in enumerate(est[:, 2].astype(int)):
+        for j, pitch in enumerate(est[:, PITCH].astype(int)):
             if j not in matched:
                 counts[pitch // 12 - 1] += 1
     return counts

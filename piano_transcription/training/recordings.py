@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import AUDIO_EXTENSIONS
-from ..midi import keep_piano_range, make_notes
+from ..midi import END, START, keep_piano_range, make_notes
 
 
 class LabelError(ValueError):
@@ -32,7 +32,7 @@ def read_tsv_notes(path: str | os.PathLike) -> np.ndarray:
         raise LabelError(f"{path}: the note table holds no notes")
     if rows.shape[1] != 4:
         raise LabelError(f"{path}: expected 4 columns (onset, offset, note, velocity), found {rows.shape[1]}")
-    if np.any(rows[:, 1] < rows[:, 0]):
+    if np.any(rows[:, END] < rows[:, START]):
         raise LabelError(f"{path}: a note ends before it starts")
     return keep_piano_range(make_notes(rows), source=str(path))
 

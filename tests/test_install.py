@@ -1,0 +1,60 @@
+"""The package as users install it: a wheel that carries the default model and the demo."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
+                    str(ROOT)], check=True, capture_output=True)
+    return next(out.glob("piano_transcription-*.whl"))
+
+
+def test_wheel_carries_models_and_demo(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for f in ("models/default.keras", "models/default.tflite", "models/default.fp16.tflite",
+              "models/default.thresholds.json", "demo/demo.flac", "demo/demo.mid"):
+        assert f"piano_transcription/{f}" in names
+
+
+def test_full_install_finds_the_default_keras_model():
+    from piano_transcription.assets import DEFAULT_MODEL
+    from piano_transcription.predictor import load_predictor
+
+    predictor = load_predictor()
+    assert predictor.backend == "keras" and predictor.path == DEFAULT_MODEL and DEFAULT_MODEL.exists()
+
+
+@pytest.mark.slow
+def test_light_install_transcribes_the_demo_from_anywhere(wheel, tmp_path):
+    """pip install 'piano-transcription[lite]' into a fresh environment (no TensorFlow), then the CLI in
+    another folder: the default model is the shipped TFLite one, the demo is found inside the package."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"{wheel}[lite]"], capture_output=True, text=True)
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    check = subprocess.run([str(venv / "bin" / "python"), "-c", "import importlib.util as u; "
+                            "print(u.find_spec('tensorflow') is None, u.find_spec('keras') is None)"],
+                           capture_output=True, text=True, cwd=work)
+    assert check.stdout.split() == ["True", "True"]
+    demo = subprocess.run([str(venv / "bin" / "piano-transcribe"), "demo", "-o", "out"], capture_output=True,
+                          text=True, cwd=work)
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    assert "default.tflite (tflite)" in demo.stdout and (work / "out" / "demo.mid").exists()
+    site_demo = subprocess.run([str(venv / "bin" / "python"), "-c",
+                                "from piano_transcription.assets import DEMO_AUDIO; print(DEMO_AUDIO)"],
+                               capture_output=True, text=True, cwd=work).stdout.strip()
+    one = subprocess.run([str(venv / "bin" / "piano-transcribe"), site_demo, "-o", "midi", "-q"], capture_output=True,
+                         text=True, cwd=work)
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert (work / "midi" / "demo.mid").exists()
