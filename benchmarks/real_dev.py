@@ -64,6 +64,8 @@ def main() -> None:
     p.add_argument("--basic-pitch", action="store_true")
     p.add_argument("--limit", type=int, default=None, help="only the first N recordings")
     p.add_argument("--per-piece", action="store_true", help="also print the note F1 of every recording")
+    p.add_argument("--cleanup", action="store_true",
+                   help="also score the first model's notes after each clean-up preset and a grid of settings")
     a = p.parse_args()
 
     import pandas as pd
@@ -95,6 +97,15 @@ def main() -> None:
         systems["basic-pitch"] = basic_pitch_notes(wavs, wav_dir / "basic_pitch")
         print(f"basic-pitch: {time.time() - t0:.1f} s")
 
+    if a.cleanup:
+        from piano_transcription.cleanup import PRESETS, Cleanup, clean_notes
+
+        first = next(iter(systems))
+        settings = {f"preset {k}": v for k, v in PRESETS.items()}
+        settings.update({f"min {m:g} s, merge {g:g} s": Cleanup(m, g) for m in (0.0, 0.05, 0.08)
+                         for g in (0.0, 0.03, 0.06, 0.1)})
+        for label, c in settings.items():
+            systems[f"{first} + {label}"] = {k: clean_notes(v, c) for k, v in systems[first].items()}
     rows = []
     for name, est in systems.items():
         for r in recordings:

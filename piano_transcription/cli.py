@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .assets import DEMO_AUDIO, DEMO_MIDI
 from .audio import AUDIO_EXTENSIONS
+from .cleanup import DEFAULT_PRESET, PRESETS, Cleanup
 
 SUBCOMMANDS = ("demo", "prepare", "build-synthetic", "corpus", "train", "tune-thresholds", "magenta-to-keras",
                "export-tflite")
@@ -31,6 +32,14 @@ def _about(path, exc: BaseException) -> str:
     """``path: reason`` without naming the path twice when the reason already starts with it."""
     text = str(exc) or type(exc).__name__
     return text if text.startswith(str(path)) else f"{path}: {text}"
+
+
+def seconds_arg(text: str) -> float:
+    """argparse type: a duration in seconds, 0 to 2."""
+    try:
+        return Cleanup(min_note=float(text)).min_note
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to 2, got {text!r}") from None
 
 
 def threshold_arg(text: str) -> float:
@@ -97,10 +106,24 @@ def transcription_parser() -> argparse.ArgumentParser:
                    help="onset probability threshold, 0..1 (default: the model's own, else 0.5)")
     p.add_argument("--frame-threshold", type=threshold_arg, default=None,
                    help="frame probability threshold, 0..1 (default: the model's own, else 0.5)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
+                   help="note clean-up: none, studio (clean recordings) or room (noisy or reverberant); "
+                        "default %(default)s")
+    p.add_argument("--min-note", type=seconds_arg, default=None, metavar="S",
+                   help="drop notes shorter than S seconds (overrides the preset)")
+    p.add_argument("--merge-within", type=seconds_arg, default=None, metavar="S",
+                   help="merge a re-onset of a pitch less than S seconds after its previous onset (overrides the preset)")
     p.add_argument("--plot", action="store_true", help="also write a piano-roll picture NAME.png")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return p
+
+
+def cleanup_from_args(args) -> Cleanup:
+    """The clean-up of the chosen preset, with ``--min-note`` / ``--merge-within`` overriding it."""
+    base = PRESETS[args.preset]
+    return Cleanup(base.min_note if args.min_note is None else args.min_note,
+                   base.merge_within if args.merge_within is None else args.merge_within)
 
 
 def run_transcription(args) -> int:
@@ -137,7 +160,7 @@ def run_transcription(args) -> int:
                 warnings.simplefilter("always")
                 result = transcribe(path, predictor, onset_threshold=args.onset_threshold,
                                     frame_threshold=args.frame_threshold, progress=not args.quiet,
-                                    keep_rolls=args.plot)
+                                    keep_rolls=args.plot, cleanup=cleanup_from_args(args))
             for w in caught:
                 _err(f"warning: {w.message}")
             write_midi(result.midi, out)

@@ -23,13 +23,17 @@ def show_mel(mel: np.ndarray, ax=None, title: str = "log-mel spectrogram (dB)"):
     return im
 
 
-def show_roll(roll: np.ndarray, ax=None, title: str = "", cmap: str = "Greys", vmax: float = 1.0):
-    """Draw a ``[frames, 88]`` roll (labels or probabilities) with time in seconds and MIDI pitch."""
+def show_roll(roll: np.ndarray, ax=None, title: str = "", cmap: str = "Greys", vmax: float = 1.0,
+              colorbar: str | None = "probability"):
+    """Draw a ``[frames, 88]`` roll (labels or probabilities) with time in seconds and MIDI pitch, and a colour
+    bar labelled ``colorbar`` (None: no bar)."""
     plt = _plt()
     ax = ax or plt.gca()
     im = ax.imshow(roll.T, origin="lower", aspect="auto", cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest",
                    extent=(0, len(roll) / FRAMES_PER_SECOND, MIN_MIDI_PITCH - 0.5, MIN_MIDI_PITCH + N_KEYS - 0.5))
     ax.set(title=title, xlabel="time (s)", ylabel="MIDI pitch")
+    if colorbar:
+        plt.colorbar(im, ax=ax, label=colorbar, pad=0.01)
     return im
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioSource
+from .cleanup import DEFAULT_PRESET, Cleanup, clean_notes
 from .constants import DEFAULT_THRESHOLD
 from .decode import StreamingDecoder, decode_notes, decode_pedal
 from .predictor import load_predictor
@@ -72,13 +73,17 @@ def transcribe_rolls(rolls: dict, onset_threshold=DEFAULT_THRESHOLD, frame_thres
 
 
 def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshold=None, frame_threshold=None,
-               progress: bool = False, source: str | None = None, keep_rolls: bool = False) -> Transcription:
+               progress: bool = False, source: str | None = None, keep_rolls: bool = False,
+               cleanup: Cleanup | str = DEFAULT_PRESET) -> Transcription:
     """Transcribe ``audio``: a file path, or an array ``[n]`` / ``[n, channels]`` / ``[channels, n]`` with its
     ``sample_rate`` (Hz).  ``model``: None (the shipped default), a ``.keras`` / ``.tflite`` path, a loaded
     Keras model, or a :class:`~piano_transcription.predictor.Predictor`.  Thresholds (0..1, one value or 88)
-    default to the model's own.  ``keep_rolls`` keeps the whole probability rolls in the result."""
+    default to the model's own.  ``keep_rolls`` keeps the whole probability rolls in the result.
+    ``cleanup``: a :class:`~piano_transcription.cleanup.Cleanup` or a preset name (short notes, doubled onsets)."""
     from .music import estimate_key, estimate_tempo
 
+    if isinstance(cleanup, str):
+        clean_notes(np.zeros((0, 4)), cleanup)  # an unknown preset fails before the work
     predictor = load_predictor(model)
     onset_t, frame_t = predictor.resolve(onset_threshold, frame_threshold)
     if isinstance(audio, AudioSource):
@@ -98,7 +103,7 @@ def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshol
             kept.append(chunk)
     parts.append(decoder.finish())
     notes = np.concatenate(parts)
-    notes = notes[np.lexsort((notes[:, 2], notes[:, 0]))] if len(notes) else notes.reshape(0, 4)
+    notes = clean_notes(notes[np.lexsort((notes[:, 2], notes[:, 0]))] if len(notes) else notes.reshape(0, 4), cleanup)
     pedal_intervals = decode_pedal(np.concatenate(pedal)) if pedal else np.zeros((0, 2))
     rolls = None
     if keep_rolls:

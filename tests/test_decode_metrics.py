@@ -123,3 +123,26 @@ def test_streaming_decoder_equals_the_whole_roll_decoder():
     streamed = streamed[np.lexsort((streamed[:, 2], streamed[:, 0]))]
     assert len(whole) > 100
     np.testing.assert_allclose(streamed, whole)
+
+
+def test_cleanup_merges_doubled_onsets_and_drops_short_notes():
+    import pytest
+
+    from piano_transcription.cleanup import Cleanup, clean_notes
+    from piano_transcription.midi import make_notes
+
+    notes = make_notes([(0.0, 0.5, 60, 70), (0.064, 0.9, 60, 90),  # a doubled onset of a held C4
+                        (1.0, 1.2, 60, 70),  # a real repetition, 0.94 s later
+                        (0.5, 0.532, 64, 40),  # a 32 ms ghost
+                        (0.2, 0.6, 67, 80)])
+    assert len(clean_notes(notes, "none")) == 5
+    merged = clean_notes(notes, Cleanup(merge_within=0.1))
+    c4 = merged[merged[:, 2] == 60]
+    np.testing.assert_allclose(c4, [[0.0, 0.9, 60, 90], [1.0, 1.2, 60, 70]])
+    cleaned = clean_notes(notes, Cleanup(min_note=0.05, merge_within=0.1))
+    assert 64 not in cleaned[:, 2] and len(cleaned) == 3
+    for bad in (-0.1, float("nan"), 5.0):
+        with pytest.raises(ValueError):
+            Cleanup(min_note=bad)
+    with pytest.raises(ValueError, match="preset"):
+        clean_notes(notes, "loud")

@@ -245,3 +245,41 @@ def test_cli_help_documents_options():
     assert out.returncode == 0
     for opt in ("--outdir", "--model", "--tflite", "--onset-threshold", "--frame-threshold", "--plot", "--overwrite"):
         assert opt in out.stdout
+
+
+def test_cleanup_options_are_checked_and_applied(tiny_model_path, piano_wav, tmp_path):
+    from piano_transcription.cleanup import Cleanup
+
+    for bad in (["--min-note", "-1"], ["--merge-within", "x"], ["--preset", "loud"]):
+        with pytest.raises(SystemExit) as exc:
+            main([str(piano_wav), "--model", str(tiny_model_path), *bad])
+        assert exc.value.code == 2
+    loose = transcribe(piano_wav, model=tiny_model_path, onset_threshold=0.3, frame_threshold=0.3)
+    strict = transcribe(piano_wav, model=tiny_model_path, onset_threshold=0.3, frame_threshold=0.3,
+                        cleanup=Cleanup(min_note=0.5))
+    assert np.all(strict.notes[:, 1] - strict.notes[:, 0] >= 0.5 - 1e-9)
+    assert len(strict.notes) <= len(loose.notes)
+
+
+def test_transcribe_applies_the_cleanup(piano_wav):
+    """With a stand-in model whose rolls hold a 32 ms ghost and a doubled onset, the clean-up removes both."""
+    from piano_transcription.cleanup import Cleanup
+    from piano_transcription.predictor import Predictor
+
+    class Fixed(Predictor):
+        backend = "test"
+
+        def __init__(self):
+            super().__init__(None)
+
+        def stream(self, source, progress=False):
+            n = 1 + source.n_samples // 512
+            frame, onset = np.zeros((n, 88), np.float32), np.zeros((n, 88), np.float32)
+            frame[10:60, 39] = onset[10:12, 39] = onset[13, 39] = 1.0  # C4 held, onset fired again 3 frames later
+            frame[80, 50] = onset[80, 50] = 1.0  # a one-frame ghost
+            yield {"frame": frame, "onset": onset, "offset": 0 * frame, "velocity": 0.5 + 0 * frame}
+
+    raw = transcribe(piano_wav, Fixed())
+    assert len(raw.notes) == 3
+    clean = transcribe(piano_wav, Fixed(), cleanup=Cleanup(min_note=0.05, merge_within=0.15))
+    assert len(clean.notes) == 1 and clean.notes[0, 2] == 60
