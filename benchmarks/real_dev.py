@@ -31,6 +31,44 @@ COLUMNS = ["note_f1", "note_with_offset_f1", "note_with_offset_velocity_f1", "fr
            "note_recall"]
 
 
+def threshold_sweep(model_path, recordings, refs, n_frames, grid=(0.3, 0.4, 0.5, 0.6, 0.7)) -> None:
+    """Note F1 per global (onset, frame) threshold pair, and a 2-fold cross-validated choice: the pair chosen
+    on the odd-numbered recordings is scored on the even ones and vice versa, so the printed figure is not
+    measured on the data that chose it."""
+    import pandas as pd
+
+    from piano_transcription.predictor import load_predictor
+    from piano_transcription.training.evaluate import score_notes
+    from piano_transcription.transcribe import transcribe, transcribe_rolls
+
+    predictor = load_predictor(model_path)
+    rolls = {r.name: transcribe(r.audio, predictor, keep_rolls=True).rolls for r in recordings}
+    rows = []
+    for on in grid:
+        for fr in grid:
+            for r in recordings:
+                est = transcribe_rolls(rolls[r.name], on, fr)[0]
+                m = score_notes(refs[r.name], est, n_frames[r.name])
+                rows.append(dict(onset=on, frame=fr, piece=r.name, note_f1=m["note_f1"],
+                                 note_with_offset_f1=m["note_with_offset_f1"], frame_f1=m["frame_f1"]))
+    df = pd.DataFrame(rows)
+    table = df.groupby(["onset", "frame"])[["note_f1", "note_with_offset_f1", "frame_f1"]].mean()
+    print(f"{Path(model_path).name}: global thresholds on real_dev (mean over pieces)")
+    print(table.round(3).unstack("frame")["note_f1"].to_string())
+    names = [r.name for r in recordings]
+    folds = [names[0::2], names[1::2]]
+    cv = []
+    for k in (0, 1):
+        choose = df[df.piece.isin(folds[k])].groupby(["onset", "frame"]).note_f1.mean().idxmax()
+        held = df[df.piece.isin(folds[1 - k]) & (df.onset == choose[0]) & (df.frame == choose[1])]
+        cv.append(held)
+        print(f"fold {k}: chosen on {len(folds[k])} pieces: onset {choose[0]}, frame {choose[1]}; on the other "
+              f"{len(folds[1 - k])}: note F1 {held.note_f1.mean():.3f}")
+    cv = pd.concat(cv)
+    print(f"cross-validated: note F1 {cv.note_f1.mean():.3f}, note+offset F1 {cv.note_with_offset_f1.mean():.3f}, "
+          f"frame F1 {cv.frame_f1.mean():.3f}; best on all pieces: {table.note_f1.idxmax()}")
+
+
 def model_systems(model_paths, recordings) -> dict[str, dict[str, np.ndarray]]:
     """Notes per recording for each model (Keras or TFLite, through the one transcription pipeline), with
     its shipped thresholds and, where those differ, with 0.5 everywhere."""
@@ -64,6 +102,8 @@ def main() -> None:
     p.add_argument("--basic-pitch", action="store_true")
     p.add_argument("--limit", type=int, default=None, help="only the first N recordings")
     p.add_argument("--per-piece", action="store_true", help="also print the note F1 of every recording")
+    p.add_argument("--sweep", action="store_true",
+                   help="global threshold grid for the first model, with a 2-fold cross-validated choice")
     p.add_argument("--cleanup", action="store_true",
                    help="also score the first model's notes after each clean-up preset and a grid of settings")
     a = p.parse_args()
@@ -82,6 +122,10 @@ def main() -> None:
     minutes = sum(len(s) for s in samples.values()) / 16000 / 60
     print(f"{len(recordings)} recordings, {minutes:.1f} minutes, {sum(len(n) for n in refs.values())} notes")
 
+    if a.sweep:
+        threshold_sweep(a.model[0], recordings, refs,
+                        {r.name: frames_for_samples(len(samples[r.name])) for r in recordings})
+        return
     systems = model_systems(a.model, recordings)
     if a.basic_pitch:
         from accuracy import basic_pitch_notes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS
+from .constants import FMAX, FMIN, FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS, N_MELS
 
 
 def _plt():
@@ -13,13 +13,30 @@ def _plt():
     return plt
 
 
-def show_mel(mel: np.ndarray, ax=None, title: str = "log-mel spectrogram (dB)"):
-    """Draw a ``[frames, 229]`` log-mel spectrogram with time in seconds."""
+def hz_to_mel(f) -> np.ndarray:
+    """HTK mel value of frequencies in Hz."""
+    return 2595.0 * np.log10(1.0 + np.asarray(f, float) / 700.0)
+
+
+def mel_bin_hz() -> np.ndarray:
+    """Centre frequency (Hz) of each of the 229 HTK mel bins (30 Hz .. 8 kHz)."""
+    centres = np.linspace(hz_to_mel(FMIN), hz_to_mel(FMAX), N_MELS + 2)[1:-1]
+    return 700.0 * (10 ** (centres / 2595.0) - 1.0)
+
+
+def show_mel(mel: np.ndarray, ax=None, title: str = "log-mel spectrogram", colorbar: bool = True):
+    """Draw a ``[frames, 229]`` log-mel spectrogram with time in seconds, the bins' frequencies in Hz on the
+    left axis and a colour bar in dB."""
     plt = _plt()
     ax = ax or plt.gca()
     im = ax.imshow(mel.T, origin="lower", aspect="auto", cmap="magma",
                    extent=(0, len(mel) / FRAMES_PER_SECOND, 0, mel.shape[1]))
-    ax.set(title=title, xlabel="time (s)", ylabel="mel bin")
+    hz = mel_bin_hz()
+    ticks = [b for b in (50, 100, 200, 500, 1000, 2000, 4000, 8000) if hz[0] <= b <= hz[-1]]
+    ax.set_yticks(np.interp(hz_to_mel(ticks), hz_to_mel(hz), np.arange(len(hz))) + 0.5, [f"{b:g}" for b in ticks])
+    ax.set(title=title, xlabel="time (s)", ylabel="frequency (Hz, mel scale)")
+    if colorbar:
+        plt.colorbar(im, ax=ax, label="dB (power, ref 1)", pad=0.01)
     return im
 
 
@@ -115,17 +132,11 @@ def model_diagram(model, ax=None):
 def draw_notes_on_mel(notes: np.ndarray, ax=None, color: str = "cyan"):
     """Draw notes over a log-mel spectrogram drawn by :func:`show_mel`: each note as a line at the mel bin
     of its fundamental frequency (HTK mel scale, 229 bins from 30 Hz to 8 kHz)."""
-    from .constants import FMAX, FMIN, N_MELS
-
     plt = _plt()
     ax = ax or plt.gca()
-
-    def mel(f):
-        return 2595.0 * np.log10(1.0 + f / 700.0)
-
-    centres = np.linspace(mel(FMIN), mel(FMAX), N_MELS + 2)[1:-1]
+    hz = mel_bin_hz()
     for s, e, p, v in notes:
         f0 = 440.0 * 2 ** ((p - 69) / 12)
-        y = np.interp(mel(f0), centres, np.arange(N_MELS)) + 0.5
+        y = np.interp(hz_to_mel(f0), hz_to_mel(hz), np.arange(len(hz))) + 0.5
         ax.plot([s, e], [y, y], color=color, lw=1.5, alpha=0.5 + 0.5 * v / 127)
     return ax
