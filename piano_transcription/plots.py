@@ -103,28 +103,63 @@ def save_figure(fig, path) -> None:
 
 
 def model_diagram(model, ax=None):
-    """A block diagram of the four stacks (layer names and output widths) of an Onsets-and-Frames model."""
+    """A block diagram of an Onsets-and-Frames model with arrows: the four stacks (layer sizes read from
+    ``model``), the stop-gradient concatenation feeding the frame BiLSTM, and the pedal head if present."""
     plt = _plt()
-    ax = ax or plt.figure(figsize=(14, 7)).gca()
-    columns = [("onsets", "onsets_lstm", "onsets_logits"), ("offsets", "offsets_lstm", "offsets_logits"),
-               ("velocity", None, "velocity"), ("frame", None, "frame_activation_probs")]
-    for c, (stack, lstm, head) in enumerate(columns):
-        boxes = [f"conv0 {model.get_layer(stack + '_conv0').filters} + BN + ReLU",
-                 f"conv1 {model.get_layer(stack + '_conv1').filters} + BN + ReLU, pool 1x2",
-                 f"conv2 {model.get_layer(stack + '_conv2').filters} + BN + ReLU, pool 1x2",
-                 f"dense {model.get_layer(stack + '_fc_end').units} + ReLU"]
+    ax = ax or plt.figure(figsize=(15, 9)).gca()
+    colours = {"onsets": "#dbe9f6", "offsets": "#e8dff5", "frame": "#d9f0d3", "velocity": "#fde2cf", "pedal": "#f6e8b1"}
+    arrow = dict(arrowstyle="->", color="0.35", lw=1.2)
+
+    def box(x, y, text, colour):
+        ax.text(x, y, text, ha="center", va="center", fontsize=9, bbox=dict(boxstyle="round", fc=colour, ec="0.5"))
+
+    def link(x0, y0, x1, y1):
+        ax.annotate("", xy=(x1, y1 + 0.28), xytext=(x0, y0 - 0.28), arrowprops=arrow)
+
+    columns = {"onsets": (0.0, "onsets_lstm", "onset probs"), "offsets": (3.4, "offsets_lstm", "offset probs"),
+               "frame": (6.8, None, "activation probs"), "velocity": (10.2, None, "velocity (linear)")}
+    box(5.1, 1.6, "log-mel input  [batch, frames, 229]", "white")
+    ax.text(12.4, 1.6, "conv: 3x3 kernels (time x frequency)\npool: max over 2 mel bins", fontsize=8, ha="right",
+            color="0.3")
+    ends = {}
+    for stack, (x, lstm, out) in columns.items():
+        rows = [f"conv {model.get_layer(stack + '_conv0').filters} + BN + ReLU",
+                f"conv {model.get_layer(stack + '_conv1').filters} + BN + ReLU + pool",
+                f"conv {model.get_layer(stack + '_conv2').filters} + BN + ReLU + pool",
+                f"dense {model.get_layer(stack + '_fc_end').units} + ReLU"]
         if lstm:
-            boxes.append(f"BiLSTM {model.get_layer(lstm).forward_layer.units} x 2")
-        boxes.append(f"dense 88 {'linear' if stack == 'velocity' else 'sigmoid'}")
-        for r, text in enumerate(boxes):
-            ax.text(c * 3.2, -r, text, ha="center", va="center", fontsize=9,
-                    bbox=dict(boxstyle="round", fc=["#dbe9f6", "#e8dff5", "#fde2cf", "#d9f0d3"][c]))
-        ax.text(c * 3.2, 1, stack, ha="center", fontsize=12, weight="bold")
-    ax.text(7.9, -6.2, "concat [onset probs, activation probs, offset probs] (gradient stopped into onsets/offsets)"
-            "\n-> BiLSTM -> dense 88 sigmoid = frame", ha="center", fontsize=9,
-            bbox=dict(boxstyle="round", fc="#c7e9c0"))
-    ax.text(4.8, 2, "mel [batch, frames, 229]", ha="center", fontsize=11)
-    ax.set(xlim=(-1.8, 11.5), ylim=(-7, 2.6))
+            rows.append(f"BiLSTM {model.get_layer(lstm).forward_layer.units} x 2")
+        rows.append(f"dense 88 -> {out}")
+        ax.annotate("", xy=(x, 0.28), xytext=(5.1, 1.3), arrowprops=arrow)
+        ax.text(x, 0.75, stack, ha="center", fontsize=11, weight="bold")
+        for r, text in enumerate(rows):
+            box(x, -r, text, colours[stack])
+            if r:
+                link(x, -(r - 1), x, -r)
+        ends[stack] = (x, -(len(rows) - 1))
+    cy = -6.6
+    box(3.4, cy, "concatenate [onset probs | activation probs | offset probs]\n"
+                 "(stop-gradient into the onset and offset stacks)", colours["frame"])
+    for stack in ("onsets", "offsets", "frame"):
+        x, y = ends[stack]
+        ax.annotate("", xy=(3.4 + (x - 3.4) * 0.35, cy + 0.4), xytext=(x, y - 0.28), arrowprops=arrow)
+    units = model.get_layer("frame_lstm").forward_layer.units
+    box(3.4, cy - 1.3, f"BiLSTM {units} x 2", colours["frame"])
+    link(3.4, cy - 0.2, 3.4, cy - 1.3)
+    box(3.4, cy - 2.3, "dense 88 sigmoid -> frame (output)", colours["frame"])
+    link(3.4, cy - 1.3, 3.4, cy - 2.3)
+    for stack, name in (("onsets", "onset"), ("offsets", "offset"), ("velocity", "velocity")):
+        x, y = ends[stack]
+        ax.text(x + (1.15 if stack != "velocity" else 0), y - 0.55, f"-> {name} (output)", fontsize=8,
+                ha="center", color="0.25")
+    if "pedal_lstm" in [layer.name for layer in model.layers]:
+        x = 10.2
+        box(x, cy - 1.3, f"BiLSTM {model.get_layer('pedal_lstm').forward_layer.units} x 2", colours["pedal"])
+        box(x, cy - 2.3, "dense 3 sigmoid -> pedal (output)", colours["pedal"])
+        ax.annotate("", xy=(x, cy - 1.0), xytext=(6.8, -3.28), arrowprops=dict(arrow, ls="--"))
+        ax.text(9.0, cy + 0.3, "frame stack's dense features", fontsize=8, color="0.25")
+        link(x, cy - 1.3, x, cy - 2.3)
+    ax.set(xlim=(-2.3, 12.6), ylim=(cy - 2.9, 2.1))
     ax.axis("off")
     return ax
 

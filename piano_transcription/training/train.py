@@ -48,6 +48,29 @@ def compile_model(model, learning_rate: float = LEARNING_RATE):
     return model
 
 
+def seconds_per_step(config="small", batch_size: int = 4, frames: int | None = None, repeats: int = 2) -> float:
+    """Measured seconds of one optimizer step of ``config`` on this machine (random data of ``frames`` frames,
+    default 20 s; after one warm-up step), for estimating how long a training run takes."""
+    import numpy as np
+
+    from ..constants import N_KEYS, N_MELS, SEGMENT_FRAMES
+    from ..model import build_model, has_pedal
+
+    frames = frames or SEGMENT_FRAMES
+    rng = np.random.default_rng(0)
+    model = compile_model(build_model(config))
+    x = rng.normal(-30, 15, (batch_size, frames, N_MELS)).astype(np.float32)
+    y = {k: (rng.random((batch_size, frames, N_KEYS)) < 0.05).astype(np.float32) for k in ("onset", "offset", "frame")}
+    y["velocity"] = np.concatenate([y["onset"] * 0.5, y["onset"]], axis=-1)
+    if has_pedal(model):
+        y["pedal"] = (rng.random((batch_size, frames, 4)) < 0.3).astype(np.float32)
+    model.train_on_batch(x, y)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        model.train_on_batch(x, y)
+    return (time.perf_counter() - t0) / repeats
+
+
 def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: int = 4, steps_per_epoch: int = 100,
           save_every: int = 100, learning_rate: float = LEARNING_RATE, seed: int = 0, mixed_precision: bool = False,
           validation_steps: int | None = None, init_model=None, verbose: int = 1, stop_after: int | None = None,
