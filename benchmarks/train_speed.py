@@ -1,7 +1,7 @@
 """Training and inference speed of the model configurations on this machine.
 
-    .venv/bin/python benchmarks/train_speed.py [--configs small small_pedal maestro] [--batch-size 4]
-                                               [--precision float32 mixed_bfloat16] [--jit]
+    .venv/bin/python benchmarks/train_speed.py [--configs small small_pedal maestro] [--batch-size 4 8]
+                                               [--seconds 20 10] [--precision float32 mixed_bfloat16] [--jit]
 
 Prints training examples (20 s segments) per second and inference seconds per audio second (one
 20 s window at a time, as transcription runs), after a warm-up step, for each config and Keras
@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", nargs="+", default=["small", "maestro"])
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--batch-size", type=int, nargs="+", default=[4])
+    p.add_argument("--seconds", type=float, nargs="+", default=[20.0], help="example lengths (s) to compare")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--precision", nargs="+", default=["float32"], help="Keras dtype policies to compare")
     p.add_argument("--jit", action="store_true", help="also with XLA (jit_compile=True)")
@@ -30,19 +31,19 @@ def main() -> None:
     import keras
 
     from piano_transcription.tf_env import cpu_flags
-    from piano_transcription.constants import SEGMENT_FRAMES, SEGMENT_SECONDS
     from piano_transcription.model import build_model, has_pedal
     from piano_transcription.training.train import compile_model
 
     rng = np.random.default_rng(0)
-    x = rng.normal(-30, 15, (a.batch_size, SEGMENT_FRAMES, 229)).astype(np.float32)
-    y = {k: (rng.random((a.batch_size, SEGMENT_FRAMES, 88)) < 0.05).astype(np.float32)
-         for k in ("onset", "offset", "frame")}
-    y["velocity"] = np.concatenate([y["onset"] * 0.5, y["onset"]], axis=-1)
-    y_pedal = {**y, "pedal": (rng.random((a.batch_size, SEGMENT_FRAMES, 4)) < 0.3).astype(np.float32)}
     print("CPU bfloat16 / AMX flags:", " ".join(sorted(f for f in cpu_flags() if "bf16" in f or "amx" in f)) or "none")
-    runs = [(c, prec, jit) for c in a.configs for prec in a.precision for jit in ([False, True] if a.jit else [False])]
-    for name, precision, jit in runs:
+    runs = [(c, prec, jit, b, s) for c in a.configs for prec in a.precision for jit in ([False, True] if a.jit else [False])
+            for b in a.batch_size for s in a.seconds]
+    for name, precision, jit, batch, seconds in runs:
+        frames = int(seconds * 31.25) + 1
+        x = rng.normal(-30, 15, (batch, frames, 229)).astype(np.float32)
+        y_pedal = {k: (rng.random((batch, frames, 88)) < 0.05).astype(np.float32) for k in ("onset", "offset", "frame")}
+        y_pedal["velocity"] = np.concatenate([y_pedal["onset"] * 0.5, y_pedal["onset"]], axis=-1)
+        y_pedal["pedal"] = (rng.random((batch, frames, 4)) < 0.3).astype(np.float32)
         keras.mixed_precision.set_global_policy(precision)
         model = compile_model(build_model(name))
         if jit:
@@ -58,9 +59,10 @@ def main() -> None:
         for _ in range(a.steps):
             model.predict_on_batch(x[:1])
         infer = (time.perf_counter() - t0) / a.steps
-        print(f"{name} [{precision}{', XLA' if jit else ''}]: {model.count_params():,} parameters; training {step:.2f} s per step of {a.batch_size} "
-              f"= {a.batch_size / step:.2f} examples/s ({3600 * a.batch_size / step:,.0f} per hour); "
-              f"inference {infer:.3f} s per 20 s window = {infer / SEGMENT_SECONDS:.4f} s per audio second")
+        print(f"{name} [{precision}{', XLA' if jit else ''}, batch {batch} x {seconds:g} s]: {model.count_params():,} "
+              f"parameters; training {step:.2f} s per step = {batch * seconds / step:.1f} s of audio per second "
+              f"({batch * seconds / 20 / step:.2f} 20-s examples/s); "
+              f"inference {infer:.3f} s per window = {infer / seconds:.4f} s per audio second", flush=True)
 
 
 if __name__ == "__main__":

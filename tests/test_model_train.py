@@ -138,3 +138,18 @@ def test_plain_keras_loads_project_models_once_the_package_is_imported(tmp_path)
     light = subprocess.run([sys.executable, "-c", "import sys, piano_transcription.audio; "
                             "print('keras' in sys.modules, 'tensorflow' in sys.modules)"], capture_output=True, text=True)
     assert light.stdout.split() == ["False", "False"]  # importing the package does not import Keras
+
+
+def test_dataset_crops_keep_inputs_and_labels_aligned(prepared):
+    from piano_transcription.training.dataset import segment_generator
+    from piano_transcription.training.maestro import load_shard, shard_paths
+
+    paths = [str(p) for p in shard_paths(prepared, "train")]
+    shard = load_shard(paths[0])
+    crops = list(segment_generator(paths[:1], shuffle=True, seed=3, repeat=False, pedal=True, frames=313))
+    assert len(crops) == len(shard["mel"])
+    for k, (mel, y) in enumerate(crops):
+        assert mel.shape == (313, 229) and y["frame"].shape == (313, 88) and y["pedal"].shape == (313, 4)
+        starts = [a for a in range(626 - 312) if np.array_equal(mel, shard["mel"][k][a:a + 313])]
+        assert starts  # a crop of the stored segment ...
+        np.testing.assert_array_equal(y["frame"], shard["frames"][k][starts[0]:starts[0] + 313])  # ... and its labels

@@ -14,25 +14,34 @@ from ..constants import N_KEYS, N_MELS, PEDAL_CHANNELS, SEGMENT_FRAMES
 from .maestro import load_shard, shard_paths
 
 
-def segment_generator(paths, shuffle: bool, seed: int, repeat: bool, pedal: bool = False):
+def segment_generator(paths, shuffle: bool, seed: int, repeat: bool, pedal: bool = False, frames: int | None = None):
     """Yield ``(mel, targets)`` per segment from shard ``paths``; with ``pedal`` the targets include
-    ``pedal`` ``[frames, 4]``: the three pedal channels and the example's label mask repeated per frame."""
+    ``pedal`` ``[frames, 4]``: the three pedal channels and the example's label mask repeated per frame.
+    With ``frames`` shorter than the stored segments, each example is a random crop of that many frames
+    (within the segment's valid frames where it has enough)."""
     rng = np.random.default_rng(seed)
     while True:
         order = rng.permutation(len(paths)) if shuffle else np.arange(len(paths))
         for i in order:
             shard = load_shard(paths[i])
             for k in range(len(shard["mel"])):
+                if frames is not None and frames < shard["mel"].shape[1]:
+                    room = max(int(shard["lengths"][k]) - frames, 0)
+                    a = int(rng.integers(room + 1)) if shuffle else 0
+                    shard_k = {n: shard[n][k][a: a + frames] for n in ("mel", "onsets", "offsets", "frames",
+                                                                        "velocities", "pedal")}
+                else:
+                    shard_k = {n: shard[n][k] for n in ("mel", "onsets", "offsets", "frames", "velocities", "pedal")}
                 targets = {
-                    "onset": shard["onsets"][k],
-                    "offset": shard["offsets"][k],
-                    "frame": shard["frames"][k],
-                    "velocity": np.concatenate([shard["velocities"][k], shard["onsets"][k]], axis=-1),
+                    "onset": shard_k["onsets"],
+                    "offset": shard_k["offsets"],
+                    "frame": shard_k["frames"],
+                    "velocity": np.concatenate([shard_k["velocities"], shard_k["onsets"]], axis=-1),
                 }
                 if pedal:
-                    mask = np.full((len(shard["mel"][k]), 1), shard["pedal_mask"][k], np.float32)
-                    targets["pedal"] = np.concatenate([shard["pedal"][k], mask], axis=-1)
-                yield shard["mel"][k], targets
+                    mask = np.full((len(shard_k["mel"]), 1), shard["pedal_mask"][k], np.float32)
+                    targets["pedal"] = np.concatenate([shard_k["pedal"], mask], axis=-1)
+                yield shard_k["mel"], targets
         if not repeat:
             return
 
@@ -55,7 +64,8 @@ def make_dataset(prepared_dir: str | os.PathLike, split: str = "train", batch_si
                   "velocity": tf.TensorSpec((frames, 2 * N_KEYS), tf.float32)})
     if pedal:
         signature[1]["pedal"] = tf.TensorSpec((frames, len(PEDAL_CHANNELS) + 1), tf.float32)
-    ds = tf.data.Dataset.from_generator(lambda: segment_generator(paths, shuffle, seed, repeat, pedal),
+    crop = frames if frames != SEGMENT_FRAMES else None
+    ds = tf.data.Dataset.from_generator(lambda: segment_generator(paths, shuffle, seed, repeat, pedal, crop),
                                         output_signature=signature)
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
