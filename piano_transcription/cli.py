@@ -113,6 +113,8 @@ def transcription_parser() -> argparse.ArgumentParser:
                    help="drop notes shorter than S seconds (overrides the preset)")
     p.add_argument("--merge-within", type=seconds_arg, default=None, metavar="S",
                    help="merge a re-onset of a pitch less than S seconds after its previous onset (overrides the preset)")
+    p.add_argument("--constant-tempo", action="store_true",
+                   help="one estimated tempo instead of a tempo map that follows the beats")
     p.add_argument("--plot", action="store_true", help="also write a piano-roll picture NAME.png")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -160,7 +162,8 @@ def run_transcription(args) -> int:
                 warnings.simplefilter("always")
                 result = transcribe(path, predictor, onset_threshold=args.onset_threshold,
                                     frame_threshold=args.frame_threshold, progress=not args.quiet,
-                                    keep_rolls=args.plot, cleanup=cleanup_from_args(args))
+                                    keep_rolls=args.plot, cleanup=cleanup_from_args(args),
+                                    tempo_map=not args.constant_tempo)
             for w in caught:
                 _err(f"warning: {w.message}")
             write_midi(result.midi, out)

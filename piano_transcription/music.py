@@ -1,10 +1,10 @@
-"""Musical descriptors of a note list: tempo (beats per minute) and key (Krumhansl-Schmuckler)."""
+"""Musical descriptors of a note list: tempo (beats per minute), beats and a tempo map, key (Krumhansl-Schmuckler)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .midi import END, PITCH, START
+from .midi import END, PITCH, START, VELOCITY
 
 KEY_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
 # Krumhansl-Kessler probe-tone profiles (Krumhansl 1990), major and minor, starting at the tonic.
@@ -58,3 +58,53 @@ def estimate_tempo(notes: np.ndarray, min_bpm: float = 40.0, max_bpm: float = 20
     bpm = 60.0 * fps / lags
     prior = np.exp(-0.5 * (np.log2(bpm / prior_bpm) / prior_octaves) ** 2)
     return float(bpm[int(np.argmax(ac * prior))])
+
+
+BEAT_FPS = 100.0  # frames per second of the onset envelope the beat tracker reads
+
+
+def onset_envelope(notes: np.ndarray, fps: float = BEAT_FPS) -> np.ndarray:
+    """Note onsets as an onset-strength signal ``[frames]`` at ``fps``: each onset adds its velocity (a chord
+    counts more than a single note), smoothed over +-30 ms."""
+    n = int(np.ceil((notes[:, END].max() if len(notes) else 0.0) * fps)) + int(fps)
+    env = np.zeros(n)
+    if len(notes):
+        np.add.at(env, np.round(notes[:, START] * fps).astype(int), notes[:, VELOCITY] / 127.0)
+    kernel = np.exp(-0.5 * (np.arange(-3, 4) / 1.5) ** 2)
+    return np.convolve(env, kernel, mode="same")
+
+
+def track_beats(notes: np.ndarray, fps: float = BEAT_FPS, start_bpm: float | None = None) -> np.ndarray:
+    """Beat times (s) of a note list: librosa's dynamic-programming beat tracker (Ellis 2007) on the onset
+    envelope, following a tempo that may change (librosa's time-varying tempo estimate over 4 s windows).
+    Empty when there are fewer than 8 onsets."""
+    import librosa
+
+    if len(np.unique(np.round(notes[:, START] * fps))) < 8:
+        return np.zeros(0)
+    env = onset_envelope(notes, fps)
+    hop = 512
+    sr = fps * hop  # librosa counts frames as sr / hop per second
+    start = start_bpm or estimate_tempo(notes)
+    tempo = librosa.feature.tempo(onset_envelope=env, sr=sr, hop_length=hop, start_bpm=start, aggregate=None,
+                                  ac_size=4.0)
+    _, beats = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=hop, bpm=tempo, units="time",
+                                       trim=False)
+    return np.asarray(beats, np.float64)
+
+
+def apply_tempo_map(pm, beats: np.ndarray) -> None:
+    """Give a PrettyMIDI one quarter note per beat: tempo changes at every beat (``beats`` in s), the tempo
+    before the first and after the last beat held from the neighbouring beats.  Note times in seconds do not
+    change; only their positions in ticks (bars and beats in a DAW) do."""
+    beats = np.asarray(beats, np.float64)
+    if len(beats) < 2:
+        return
+    res = pm.resolution
+    periods = np.diff(beats)
+    scales = [(0, periods[0] / res)]
+    first_tick = int(round(beats[0] / (periods[0] / res)))  # the ticks before the first beat, at its tempo
+    scales += [(first_tick + i * res, p / res) for i, p in enumerate(periods)]
+    pm._tick_scales = scales
+    end = max([n.end for i in pm.instruments for n in i.notes] + [beats[-1]])
+    pm._update_tick_to_time(int(first_tick + (len(periods) + (end - beats[-1]) / periods[-1] + 2) * res))

@@ -12,6 +12,7 @@ to transcribe many recordings.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +47,11 @@ def midi_text(text: str) -> str:
     return text.encode("utf-8").decode("latin-1")
 
 
-def notes_to_midi(notes: np.ndarray, source: str | None = None):
-    """PrettyMIDI of decoded notes: one Acoustic Grand Piano, estimated tempo and key, source text event."""
+def notes_to_midi(notes: np.ndarray, source: str | None = None, tempo_map: bool = True):
+    """PrettyMIDI of decoded notes: one Acoustic Grand Piano, estimated key, source text event, and a tempo map
+    from the beats tracked in the notes (so that bars line up in a DAW; note times in seconds are unchanged),
+    or one constant estimated tempo when ``tempo_map`` is off, librosa is missing (light install) or there are
+    too few notes."""
     import pretty_midi
 
     from .midi import notes_to_pretty_midi
@@ -61,6 +65,10 @@ def notes_to_midi(notes: np.ndarray, source: str | None = None):
     out.key_signature_changes.append(pretty_midi.KeySignature(key_number, 0.0))
     if source:
         out.text_events.append(pretty_midi.Text(midi_text(f"transcribed from {source}"), 0.0))
+    if tempo_map and importlib.util.find_spec("librosa") is not None:
+        from .music import apply_tempo_map, track_beats
+
+        apply_tempo_map(out, track_beats(notes, start_bpm=tempo))
     return out
 
 
@@ -74,12 +82,13 @@ def transcribe_rolls(rolls: dict, onset_threshold=DEFAULT_THRESHOLD, frame_thres
 
 def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshold=None, frame_threshold=None,
                progress: bool = False, source: str | None = None, keep_rolls: bool = False,
-               cleanup: Cleanup | str = DEFAULT_PRESET) -> Transcription:
+               cleanup: Cleanup | str = DEFAULT_PRESET, tempo_map: bool = True) -> Transcription:
     """Transcribe ``audio``: a file path, or an array ``[n]`` / ``[n, channels]`` / ``[channels, n]`` with its
     ``sample_rate`` (Hz).  ``model``: None (the shipped default), a ``.keras`` / ``.tflite`` path, a loaded
     Keras model, or a :class:`~piano_transcription.predictor.Predictor`.  Thresholds (0..1, one value or 88)
     default to the model's own.  ``keep_rolls`` keeps the whole probability rolls in the result.
-    ``cleanup``: a :class:`~piano_transcription.cleanup.Cleanup` or a preset name (short notes, doubled onsets)."""
+    ``cleanup``: a :class:`~piano_transcription.cleanup.Cleanup` or a preset name (short notes, doubled onsets).
+    ``tempo_map``: tempo changes that follow the tracked beats, else one constant tempo."""
     from .music import estimate_key, estimate_tempo
 
     if isinstance(cleanup, str):
@@ -110,5 +119,5 @@ def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshol
         from .inference import collect
 
         rolls = collect(kept)
-    return Transcription(notes, notes_to_midi(notes, source), estimate_tempo(notes), estimate_key(notes)[1],
+    return Transcription(notes, notes_to_midi(notes, source, tempo_map), estimate_tempo(notes), estimate_key(notes)[1],
                          pedal_intervals, src.n_samples / src.target_sr, rolls)

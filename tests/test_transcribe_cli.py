@@ -283,3 +283,58 @@ def test_transcribe_applies_the_cleanup(piano_wav):
     assert len(raw.notes) == 3
     clean = transcribe(piano_wav, Fixed(), cleanup=Cleanup(min_note=0.05, merge_within=0.15))
     assert len(clean.notes) == 1 and clean.notes[0, 2] == 60
+
+
+def tempo_change_performance(seed: int = 0):
+    """Chords on every beat, 16 s at 90 BPM then 16 s at 140 BPM (eighth notes on every other beat)."""
+    from piano_transcription.midi import make_notes
+
+    rng = np.random.default_rng(seed)
+    first = np.arange(0, 16, 60 / 90)
+    change = first[-1] + 60 / 90
+    beats = np.r_[first, change + np.arange(0, 16, 60 / 140)]
+    rows = []
+    for i, b in enumerate(beats):
+        period = 60 / 90 if b < change else 60 / 140
+        rows.append((b + rng.normal(0, 0.008), b + 0.3, 48 + 12 * (i % 4 == 0), 90 if i % 4 == 0 else 70))
+        rows.append((b + rng.normal(0, 0.008), b + 0.2, 64 + i % 5, 60))
+        if i % 2:
+            rows.append((b + period / 2, b + period, 67, 50))
+    return make_notes(rows), change
+
+
+def test_tempo_map_follows_tempo_changes_and_keeps_note_times(tmp_path):
+    from piano_transcription.music import apply_tempo_map, track_beats
+
+    notes, change = tempo_change_performance()
+    beats = track_beats(notes)
+    before, after = np.diff(beats[beats < change - 1]), np.diff(beats[beats > change + 1])
+    assert 60 / np.median(before) == pytest.approx(90, rel=0.04)
+    assert 60 / np.median(after) == pytest.approx(140, rel=0.04)
+    pm = notes_to_midi(notes)
+    pm.write(str(tmp_path / "t.mid"))
+    back = pretty_midi.PrettyMIDI(str(tmp_path / "t.mid"))
+    got = np.array(sorted(n.start for n in back.instruments[0].notes))
+    np.testing.assert_allclose(got, np.sort(notes[:, 0]), atol=0.003)  # seconds as transcribed (tick rounding)
+    times, bpm = back.get_tempo_changes()
+    assert len(bpm) > 10 and np.median(bpm[times < change - 1]) == pytest.approx(90, rel=0.05)
+    assert np.median(bpm[times > change + 1]) == pytest.approx(140, rel=0.05)
+    constant = notes_to_midi(notes, tempo_map=False)
+    assert len(constant.get_tempo_changes()[1]) == 1
+    apply_tempo_map(constant, np.array([1.0]))  # too few beats: left as it is
+    assert len(constant.get_tempo_changes()[1]) == 1
+
+
+@pytest.mark.slow
+def test_tempo_map_of_a_rendered_performance(tmp_path):
+    """The same performance rendered with FluidSynth and transcribed by the shipped model."""
+    from piano_transcription.corpus.synth import render_fluidsynth
+    from piano_transcription.midi import notes_to_pretty_midi
+
+    notes, change = tempo_change_performance(1)
+    wav = tmp_path / "tempo.wav"
+    sf.write(wav, render_fluidsynth(notes_to_pretty_midi(notes)), 16000)
+    result = transcribe(wav)
+    times, bpm = result.midi.get_tempo_changes()
+    assert np.median(bpm[(times > 2) & (times < change - 1)]) == pytest.approx(90, rel=0.05)
+    assert np.median(bpm[times > change + 2]) == pytest.approx(140, rel=0.05)
