@@ -133,3 +133,13 @@ def test_corpus_build_skips_bad_inputs_and_resumes(shared, tmp_path, capsys):
     assert again["splits"] == manifest["splits"]
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")} == stamp
     assert json.loads((out / "manifest.json").read_text())["splits"] == manifest["splits"]
+
+
+def test_corpus_build_without_maps_or_pianos_still_finishes(shared, tmp_path, capsys):
+    midi = shared / "performance_midi" / "maestro"
+    splits = {"train": {"midi": midi_files(midi / "train"), "maps": shared / "no_such_maps"}}
+    manifest = build_corpus(splits, tmp_path / "c", {"train": 2}, mix={"maps": 1, "sfz": 1, "fluidsynth": 1},
+                            instruments=[], per_shard=1, workers=1, progress=False)
+    err = capsys.readouterr().err
+    assert "no_such_maps" in err and "no SFZ instruments" in err
+    assert {e["source"] for e in manifest["splits"]["train"].values()} == {"fluidsynth"}

@@ -222,6 +222,9 @@ def _performance_lengths(files: list[Path], problems: list[str]) -> dict[Path, f
 def _recording_lengths(folder, problems: list[str]) -> dict:
     """Usable labelled recordings (length s); unreadable audio or labels that do not fit are reported."""
     out = {}
+    if folder and not Path(folder).is_dir():
+        problems.append(f"{folder}: no such folder of labelled recordings; the maps source is skipped")
+        return out
     for rec in labelled_recordings(folder) if folder else []:
         try:
             info = sf.info(str(rec.audio))
@@ -299,6 +302,8 @@ def build_corpus(splits: dict, out_dir: str | os.PathLike, counts: dict[str, int
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"splits": {}}
     problems: list[str] = []
     instruments = [str(i) for i in (instruments or [])]
+    if not instruments and (mix or DEFAULT_MIX).get("sfz", 0) > 0:
+        problems.append("no SFZ instruments were given (missing pianos folder?); the sfz source is skipped")
     usable_instruments = []
     for inst in instruments:
         try:
