@@ -32,7 +32,7 @@ def show_mel(mel: np.ndarray, ax=None, title: str = "log-mel spectrogram", color
     im = ax.imshow(mel.T, origin="lower", aspect="auto", cmap="magma",
                    extent=(0, len(mel) / FRAMES_PER_SECOND, 0, mel.shape[1]))
     hz = mel_bin_hz()
-    ticks = [b for b in (50, 100, 200, 500, 1000, 2000, 4000, 8000) if hz[0] <= b <= hz[-1]]
+    ticks = [b for b in (100, 200, 500, 1000, 2000, 4000, 8000) if hz[0] <= b <= hz[-1]]
     ax.set_yticks(np.interp(hz_to_mel(ticks), hz_to_mel(hz), np.arange(len(hz))) + 0.5, [f"{b:g}" for b in ticks])
     ax.set(title=title, xlabel="time (s)", ylabel="frequency (Hz, mel scale)")
     if colorbar:
