@@ -54,7 +54,9 @@ def threshold_sweep(model_path, recordings, refs, n_frames, grid=(0.3, 0.4, 0.5,
     df = pd.DataFrame(rows)
     table = df.groupby(["onset", "frame"])[["note_f1", "note_with_offset_f1", "frame_f1"]].mean()
     print(f"{Path(model_path).name}: global thresholds on real_dev (mean over pieces)")
-    print(table.round(3).unstack("frame")["note_f1"].to_string())
+    for col in ("note_f1", "note_with_offset_f1", "frame_f1"):
+        print(f"{col} (rows: onset threshold, columns: frame threshold)")
+        print(table[col].unstack("frame").round(3).to_string())
     names = [r.name for r in recordings]
     folds = [names[0::2], names[1::2]]
     cv = []
