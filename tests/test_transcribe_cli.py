@@ -338,3 +338,29 @@ def test_tempo_map_of_a_rendered_performance(tmp_path):
     times, bpm = result.midi.get_tempo_changes()
     assert np.median(bpm[(times > 2) & (times < change - 1)]) == pytest.approx(90, rel=0.05)
     assert np.median(bpm[times > change + 2]) == pytest.approx(140, rel=0.05)
+
+
+def test_rough_edges_of_the_other_subcommands(tmp_path, capsys, monkeypatch):
+    import zipfile
+
+    import piano_transcription.cli as cli
+    from piano_transcription.corpus.synthetic import build_synthetic_maestro
+
+    maestro = build_synthetic_maestro(tmp_path / "m", {"train": 2, "validation": 0, "test": 0}, duration=8.0, seed=3)
+    wav = sorted(maestro.rglob("*.wav"))[0]
+    wav.write_bytes(b"RIFF broken")
+    assert main(["prepare", str(maestro), str(tmp_path / "p"), "--workers", "1"]) == 1  # a piece failed
+    assert wav.name in capsys.readouterr().err
+    bad_zip = tmp_path / "maestro_checkpoint.zip"
+    with zipfile.ZipFile(bad_zip, "w") as z:
+        z.writestr("readme.txt", "no checkpoint here")
+    assert main(["magenta-to-keras", str(bad_zip), "-o", str(tmp_path / "m.keras")]) == 2
+    err = capsys.readouterr().err
+    assert str(bad_zip) in err and "magenta_ckpt_" not in err and "/tmp" not in err.replace(str(tmp_path), "")
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run_transcription", interrupted)
+    assert main(["x.wav"]) == 130
+    assert capsys.readouterr().err.strip() == "piano-transcribe: interrupted"

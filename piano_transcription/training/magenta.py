@@ -96,8 +96,13 @@ def resolve_checkpoint(path: str | os.PathLike, workdir: str | os.PathLike | Non
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file")
         workdir = Path(workdir or tempfile.mkdtemp(prefix="magenta_ckpt_"))
-        with zipfile.ZipFile(path) as z:
-            z.extractall(workdir)
+        try:
+            with zipfile.ZipFile(path) as z:
+                z.extractall(workdir)
+        except zipfile.BadZipFile as exc:
+            raise CheckpointError(f"{path}: not a readable zip ({exc})") from exc
+        if not sorted(workdir.rglob("*.index")):
+            raise FileNotFoundError(f"{path}: no TensorFlow checkpoint (*.index) inside the zip")
         path = workdir
     if path.is_dir():
         prefix = tf.train.latest_checkpoint(str(path))
@@ -168,7 +173,10 @@ def convert_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike 
 
     quiet_tensorflow()
     with tempfile.TemporaryDirectory() as tmp:
-        model = checkpoint_to_keras(read_checkpoint(resolve_checkpoint(checkpoint, tmp)), config)
+        try:
+            model = checkpoint_to_keras(read_checkpoint(resolve_checkpoint(checkpoint, tmp)), config)
+        except CheckpointError as exc:  # name the user's file, not the temporary folder it was unpacked into
+            raise CheckpointError(f"{checkpoint}: {str(exc).replace(tmp, '').lstrip('/: ')}") from exc
     if output is not None:
         save_model(model, output)
     return model
