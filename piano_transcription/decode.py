@@ -118,16 +118,20 @@ def _sorted_notes(rows) -> np.ndarray:
     return out[np.lexsort((out[:, 2], out[:, 0]))] if len(out) else out
 
 
+PEDAL_ONSET_THRESHOLD = 0.2  # pedal-press probability that splits a held run (chosen on rendered validation audio)
+
+
 def decode_pedal(pedal_probs: np.ndarray, threshold: float = DEFAULT_THRESHOLD, min_duration: float = 0.05,
-                 fps: float = FRAMES_PER_SECOND) -> np.ndarray:
+                 fps: float = FRAMES_PER_SECOND, onset_threshold: float = PEDAL_ONSET_THRESHOLD) -> np.ndarray:
     """Sustain-pedal intervals ``[k, 2]`` (down s, up s) from the pedal head's ``[frames, 3]`` probabilities.
 
-    The pedal is down while its frame probability passes ``threshold``; a pedal-onset probability
-    above ``threshold`` inside a down run (a quick re-pedal, where the frame probability never falls)
-    splits the run there.  Runs shorter than ``min_duration`` s are dropped.
+    The pedal is down while its frame probability passes ``threshold``; where the pedal-press probability
+    rises above ``onset_threshold`` inside a down run (a quick re-pedal, where the frame probability never
+    falls) the run is split.  The press head is rarely confident about the brief lift of a re-pedal, hence
+    its lower threshold.  Runs shorter than ``min_duration`` s are dropped.
     """
     down = np.asarray(pedal_probs)[:, PEDAL_CHANNELS.index("frame")] >= threshold
-    onset = np.asarray(pedal_probs)[:, PEDAL_CHANNELS.index("onset")] >= threshold
+    onset = np.asarray(pedal_probs)[:, PEDAL_CHANNELS.index("onset")] >= onset_threshold
     padded = np.r_[False, down, False]
     starts = np.flatnonzero(padded[1:] & ~padded[:-1])
     ends = np.flatnonzero(~padded[1:] & padded[:-1])

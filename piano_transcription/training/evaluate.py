@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import DEFAULT_THRESHOLD, FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS
+from ..constants import DEFAULT_THRESHOLD, FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS, PEDAL_CHANNELS
 from ..midi import END, PITCH, START, VELOCITY
 
 
@@ -96,7 +96,7 @@ def evaluate(model, prepared_dir, split: str = "test", onset_threshold=DEFAULT_T
     return df, mean_metrics([{k: v for k, v in r.items() if k not in ("piece", "segment")} for r in rows])
 
 
-def evaluate_pedal(examples, threshold: float = DEFAULT_THRESHOLD) -> dict[str, float]:
+def evaluate_pedal(examples, threshold: float = DEFAULT_THRESHOLD, onset_threshold: float | None = None) -> dict[str, float]:
     """Mean sustain-pedal scores (:func:`~piano_transcription.training.metrics.pedal_metrics`) over the
     examples from :func:`predict_split` that have pedal labels and a pedal prediction."""
     from ..decode import decode_pedal
@@ -107,9 +107,12 @@ def evaluate_pedal(examples, threshold: float = DEFAULT_THRESHOLD) -> dict[str, 
         if not ex.get("pedal_known") or "pedal" not in ex["rolls"]:
             continue
         ref = ex["ref_pedal"]
-        ref_intervals = decode_pedal(ref, DEFAULT_THRESHOLD, min_duration=0.0)
+        ref_intervals = decode_pedal(ref, DEFAULT_THRESHOLD, min_duration=0.0, onset_threshold=DEFAULT_THRESHOLD)
         est = ex["rolls"]["pedal"]
-        rows.append(pedal_metrics(ref_intervals, decode_pedal(est, threshold), ref[:, START] > 0, est[:, START] >= threshold))
+        down = PEDAL_CHANNELS.index("frame")
+        kw = {} if onset_threshold is None else {"onset_threshold": onset_threshold}
+        rows.append(pedal_metrics(ref_intervals, decode_pedal(est, threshold, **kw), ref[:, down] > 0,
+                                  est[:, down] >= threshold))
     return mean_metrics(rows)
 
 
@@ -160,8 +163,9 @@ def false_positives_per_octave(examples: list[dict], onset_threshold=DEFAULT_THR
         ref = ex["ref_notes"]
         matched = set()
         if len(est) and len(ref):
-            pairs = mir_eval.transcription.match_notes(ref[:, START:END + 1], mir_eval.util.midi_to_hz(ref[:, PITCH]), est[:, START:END + 1],
-                                                       mir_eval.util.midi_to_hz(est[:, PITCH]), offset_ratio=None)
+            pairs = mir_eval.transcription.match_notes(
+                ref[:, START:END + 1], mir_eval.util.midi_to_hz(ref[:, PITCH]), est[:, START:END + 1],
+                mir_eval.util.midi_to_hz(est[:, PITCH]), offset_ratio=None)
             matched = {j for _, j in pairs}
         for j, pitch in enumerate(est[:, PITCH].astype(int)):
             if j not in matched:
