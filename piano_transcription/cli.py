@@ -116,6 +116,8 @@ def transcription_parser() -> argparse.ArgumentParser:
     p.add_argument("--constant-tempo", action="store_true",
                    help="one estimated tempo instead of a tempo map that follows the beats")
     p.add_argument("--plot", action="store_true", help="also write a piano-roll picture NAME.png")
+    p.add_argument("--musicxml", action="store_true",
+                   help="also write a two-staff score NAME.musicxml (quantised to the tracked beats; needs music21)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return p
@@ -154,10 +156,12 @@ def run_transcription(args) -> int:
     names = output_names(inputs)
     failures = 0
     for path in tqdm(inputs, desc="files", unit="file", disable=args.quiet or len(inputs) == 1):
-        out, png = outdir / (names[path] + ".mid"), outdir / (names[path] + ".png")
+        out, png, xml = (outdir / (names[path] + ext) for ext in (".mid", ".png", ".musicxml"))
         try:
-            if not args.overwrite and (out.exists() or (args.plot and png.exists())):
-                raise FileExistsError(f"{out if out.exists() else png} exists (use --overwrite to replace it)")
+            wanted = [out] + [png] * args.plot + [xml] * args.musicxml
+            existing = [p for p in wanted if p.exists()]
+            if existing and not args.overwrite:
+                raise FileExistsError(f"{existing[0]} exists (use --overwrite to replace it)")
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 result = transcribe(path, predictor, onset_threshold=args.onset_threshold,
@@ -167,6 +171,8 @@ def run_transcription(args) -> int:
             for w in caught:
                 _err(f"warning: {w.message}")
             write_midi(result.midi, out)
+            if args.musicxml:
+                result.write_musicxml(xml)
             if args.plot:
                 from .plots import save_figure, transcription_figure
 

@@ -38,6 +38,15 @@ class Transcription:
     pedal: np.ndarray
     seconds: float
     rolls: dict | None = None
+    beats: np.ndarray | None = None  # beat times (s) tracked in the notes; empty without librosa
+
+    def write_musicxml(self, path: str | os.PathLike) -> None:
+        """Write the notes as a two-staff score (MusicXML; needs music21): see :mod:`piano_transcription.score`."""
+        from .score import write_musicxml
+
+        if self.beats is None or len(self.beats) < 2:
+            raise ValueError("a score needs at least two tracked beats (librosa installed, enough notes)")
+        write_musicxml(self.notes, self.beats, path, self.key)
 
 
 def midi_text(text: str) -> str:
@@ -46,7 +55,18 @@ def midi_text(text: str) -> str:
     return text.encode("utf-8").decode("latin-1")
 
 
-def notes_to_midi(notes: np.ndarray, source: str | None = None, tempo_map: bool = True):
+def beats_of(notes: np.ndarray, tempo: float | None = None) -> np.ndarray:
+    """Beat times (s) tracked in the notes, or none where librosa is missing (the light install)."""
+    from .music import track_beats
+
+    try:
+        return track_beats(notes, start_bpm=tempo)
+    except ImportError:
+        return np.zeros(0)
+
+
+def notes_to_midi(notes: np.ndarray, source: str | None = None, tempo_map: bool = True,
+                  beats: np.ndarray | None = None):
     """PrettyMIDI of decoded notes: one Acoustic Grand Piano, estimated key, source text event, and a tempo map
     from the beats tracked in the notes (so that bars line up in a DAW; note times in seconds are unchanged),
     or one constant estimated tempo when ``tempo_map`` is off, librosa is missing (light install) or there are
@@ -65,13 +85,9 @@ def notes_to_midi(notes: np.ndarray, source: str | None = None, tempo_map: bool 
     if source:
         out.text_events.append(pretty_midi.Text(midi_text(f"transcribed from {source}"), 0.0))
     if tempo_map:
-        from .music import apply_tempo_map, track_beats
+        from .music import apply_tempo_map
 
-        try:
-            beats = track_beats(notes, start_bpm=tempo)
-        except ImportError:  # the light install has no librosa: one constant tempo
-            beats = np.zeros(0)
-        apply_tempo_map(out, beats)
+        apply_tempo_map(out, beats_of(notes, tempo) if beats is None else beats)
     return out
 
 
@@ -122,5 +138,7 @@ def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshol
         from .inference import collect
 
         rolls = collect(kept)
-    return Transcription(notes, notes_to_midi(notes, source, tempo_map), estimate_tempo(notes), estimate_key(notes)[1],
-                         pedal_intervals, src.n_samples / src.target_sr, rolls)
+    tempo = estimate_tempo(notes)
+    beats = beats_of(notes, tempo)
+    return Transcription(notes, notes_to_midi(notes, source, tempo_map, beats), tempo, estimate_key(notes)[1],
+                         pedal_intervals, src.n_samples / src.target_sr, rolls, beats)

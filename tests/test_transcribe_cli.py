@@ -364,3 +364,72 @@ def test_rough_edges_of_the_other_subcommands(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cli, "run_transcription", interrupted)
     assert main(["x.wav"]) == 130
     assert capsys.readouterr().err.strip() == "piano-transcribe: interrupted"
+
+
+def score_performance(seed: int = 0):
+    """Eight bars of 4/4 (right hand in eighths, left-hand chords in quarters) and a performance of them: tempo
+    drifting from 100 to 88 BPM, onsets jittered by 10 ms. Returns ``(events, notes)``: the score as
+    (bar from 1, beat from 0, pitch) and the performed notes (s)."""
+    from piano_transcription.midi import make_notes
+
+    rng = np.random.default_rng(seed)
+    events = []
+    for bar in range(8):
+        for e in range(8):
+            events.append((bar, e * 0.5, 0.5, 72 + [0, 2, 4, 5, 7, 5, 4, 2][e] + bar % 2))
+        for b in range(4):
+            for p in (48, 52, 55):
+                events.append((bar, float(b), 1.0, p + (bar % 2) * 2))
+
+    def time_at(x):  # seconds at beat x under the drifting tempo
+        xs = np.linspace(0, x, 200)
+        return np.trapezoid(60.0 / (100.0 - 12.0 * xs / 32.0), xs)
+
+    rows = [(0.5 + time_at(bar * 4 + beat) + rng.normal(0, 0.01), 0.48 + time_at(bar * 4 + beat + dur), p, 80)
+            for bar, beat, dur, p in events]
+    return [(p, bar + 1, beat) for bar, beat, dur, p in events], make_notes(rows)
+
+
+def score_matches(path, events) -> float:
+    """Share of the score's notes found in a MusicXML file with the same pitch, bar and beat."""
+    from collections import Counter
+
+    import music21
+
+    got = Counter()
+    for n in music21.converter.parse(str(path)).recurse().notes:
+        if n.tie is not None and n.tie.type in ("stop", "continue"):
+            continue  # the continuation of a tied note is not a new note
+        for pitch in n.pitches:
+            got[(pitch.midi, n.measureNumber, round(float(n.offset) * 12) / 12)] += 1
+    want = Counter(events)
+    return sum((got & want).values()) / sum(want.values())
+
+
+def test_score_of_performed_notes_keeps_pitch_bar_and_beat(tmp_path):
+    from piano_transcription.music import track_beats
+    from piano_transcription.score import quantize, split_hands, write_musicxml
+
+    events, notes = score_performance()
+    write_musicxml(notes, track_beats(notes), tmp_path / "s.musicxml")
+    assert score_matches(tmp_path / "s.musicxml", events) >= 0.95
+    np.testing.assert_allclose(quantize(np.array([0.26, 0.32, 0.68, 1.02])), [0.25, 1 / 3, 2 / 3, 1.0])
+    left = split_hands(notes)
+    assert np.all(left[notes[:, 2] < 60]) and not np.any(left[notes[:, 2] >= 72])
+
+
+@pytest.mark.slow
+def test_score_round_trip_through_audio(tmp_path):
+    """Score -> performed MIDI (jitter, tempo drift) -> FluidSynth audio -> transcription (shipped model) ->
+    MusicXML: the share of the score's notes that come back with the right pitch, bar and beat."""
+    from piano_transcription.corpus.synth import render_fluidsynth
+    from piano_transcription.midi import notes_to_pretty_midi
+
+    events, notes = score_performance(1)
+    wav = tmp_path / "performance.wav"
+    sf.write(wav, render_fluidsynth(notes_to_pretty_midi(notes)), 16000)
+    code = main([str(wav), "-o", str(tmp_path / "out"), "--musicxml", "-q"])
+    assert code == 0
+    share = score_matches(tmp_path / "out" / "performance.musicxml", events)
+    print(f"score round trip: {share:.3f} of the notes with the right pitch, bar and beat")
+    assert share >= 0.9

@@ -1,0 +1,114 @@
+"""Transcribed notes to a readable score (MusicXML) with music21.
+
+The notes' times in seconds become beat positions through the beats tracked in them
+(:func:`piano_transcription.music.track_beats`): the first beat at the first note is bar 1, beat 1 (a piece that
+starts with a pickup is shifted by it). Onsets and durations are quantised to the nearest sixteenth or eighth-note
+triplet, notes are split between two staves by a split point that follows the hands (it moves with the recent
+pitches of each hand instead of staying at middle C), each staff's simultaneous notes become chords, and music21
+bars them in the time signature, tying notes across bar lines.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .midi import END, PITCH, START
+
+SPLIT_START = 60  # MIDI pitch: the first split point between the hands (middle C)
+SPLIT_RANGE = (48, 72)  # the split point stays between C3 and C5
+GRID = (4, 3)  # subdivisions of a beat: sixteenths and eighth-note triplets
+
+
+def seconds_to_beats(times: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    """Beat positions (0 = the first beat) of times in seconds, linear between beats and with the first / last
+    beat period outside them."""
+    beats = np.asarray(beats, np.float64)
+    idx = np.arange(len(beats), dtype=np.float64)
+    t = np.asarray(times, np.float64)
+    out = np.interp(t, beats, idx)
+    first, last = beats[1] - beats[0], beats[-1] - beats[-2]
+    out = np.where(t < beats[0], (t - beats[0]) / first, out)
+    return np.where(t > beats[-1], idx[-1] + (t - beats[-1]) / last, out)
+
+
+def quantize(positions: np.ndarray, grid=GRID) -> np.ndarray:
+    """Each position (beats) to the nearest point of the finest grid in ``grid`` that fits it best (1/4 or 1/3)."""
+    x = np.asarray(positions, np.float64)
+    candidates = np.stack([np.round(x * g) / g for g in grid])
+    return candidates[np.argmin(np.abs(candidates - x), axis=0), np.arange(len(x))]
+
+
+def split_hands(notes: np.ndarray, window: int = 8) -> np.ndarray:
+    """Left hand (True) or right hand (False) for each note: chords (notes starting within 50 ms) are split at a
+    point midway between the last ``window`` pitches of each hand, starting at middle C."""
+    left = np.zeros(len(notes), bool)
+    split = float(SPLIT_START)
+    recent_l, recent_r = [], []
+    order = np.argsort(notes[:, START], kind="stable")
+    i = 0
+    while i < len(order):
+        j = i
+        while j < len(order) and notes[order[j], START] - notes[order[i], START] < 0.05:
+            j += 1
+        group = order[i:j]
+        for k in group:
+            left[k] = notes[k, PITCH] < split
+            (recent_l if left[k] else recent_r).append(notes[k, PITCH])
+        recent_l, recent_r = recent_l[-window:], recent_r[-window:]
+        if recent_l and recent_r:
+            split = float(np.clip((np.mean(recent_l) + np.mean(recent_r)) / 2, *SPLIT_RANGE))
+        i = j
+    return left
+
+
+def downbeat_beats(notes: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    """The beats from the one nearest the first note on (that beat is bar 1, beat 1)."""
+    beats = np.asarray(beats, np.float64)
+    if len(notes) == 0 or len(beats) < 2:
+        return beats
+    first = int(np.argmin(np.abs(beats - notes[:, START].min())))
+    return beats[first:] if len(beats) - first >= 2 else beats[-2:]
+
+
+def notes_to_score(notes: np.ndarray, beats: np.ndarray, key: str = "C major", time_signature: str = "4/4"):
+    """A ``music21.stream.Score`` of two staves (treble, bass) from notes (s) and beat times (s)."""
+    from music21 import chord, clef, key as m21key, layout, meter, note, stream
+
+    beats = downbeat_beats(notes, beats)
+    onsets = quantize(seconds_to_beats(notes[:, START], beats))
+    ends = quantize(seconds_to_beats(notes[:, END], beats))
+    durations = np.maximum(ends - onsets, 0.25)
+    left = split_hands(notes)
+    score = stream.Score()
+    staves = []
+    for is_left, c in ((False, clef.TrebleClef()), (True, clef.BassClef())):
+        part = stream.PartStaff()
+        part.insert(0, c)
+        tonic, mode = key.split()
+        part.insert(0, m21key.Key(tonic.replace("b", "-"), mode))
+        part.insert(0, meter.TimeSignature(time_signature))
+        groups: dict[tuple[float, float], list[int]] = {}
+        for k in np.flatnonzero(left == is_left):
+            if onsets[k] < 0:
+                continue  # before bar 1
+            groups.setdefault((float(onsets[k]), float(durations[k])), []).append(int(notes[k, PITCH]))
+        for (offset, dur), pitches in sorted(groups.items()):
+            element = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(sorted(set(pitches)))
+            element.quarterLength = dur
+            part.insert(offset, element)
+        staves.append(part)
+    for part in staves:
+        score.insert(0, part)
+    score.insert(0, layout.StaffGroup(staves, symbol="brace"))
+    return score
+
+
+def write_musicxml(notes: np.ndarray, beats: np.ndarray, path: str | os.PathLike, key: str = "C major") -> None:
+    """Write the score of :func:`notes_to_score` as MusicXML (atomically)."""
+    from .io import atomic_path
+
+    score = notes_to_score(notes, beats, key)
+    with atomic_path(path) as tmp:
+        score.write("musicxml", fp=str(tmp), makeNotation=True)
