@@ -72,9 +72,11 @@ def downbeat_beats(notes: np.ndarray, beats: np.ndarray) -> np.ndarray:
     return beats[first:] if len(beats) - first >= 2 else beats[-2:]
 
 
-def notes_to_score(notes: np.ndarray, beats: np.ndarray, key: str = "C major", time_signature: str = "4/4"):
-    """A ``music21.stream.Score`` of two staves (treble, bass) from notes (s) and beat times (s)."""
-    from music21 import chord, clef, key as m21key, layout, meter, note, stream
+def notes_to_score(notes: np.ndarray, beats: np.ndarray, key: str = "C major", time_signature: str = "4/4",
+                   pedal: np.ndarray | None = None, title: str = ""):
+    """A ``music21.stream.Score`` of two staves (treble, bass) from notes (s) and beat times (s); ``pedal``
+    intervals (s) become pedal marks ("Ped." ... "*") under the bass staff."""
+    from music21 import chord, clef, expressions, key as m21key, layout, metadata, meter, note, stream
 
     beats = downbeat_beats(notes, beats)
     onsets = quantize(seconds_to_beats(notes[:, START], beats))
@@ -82,6 +84,7 @@ def notes_to_score(notes: np.ndarray, beats: np.ndarray, key: str = "C major", t
     durations = np.maximum(ends - onsets, 0.25)
     left = split_hands(notes)
     score = stream.Score()
+    score.metadata = metadata.Metadata(title=title, composer="transcribed by piano-transcription")
     staves = []
     for is_left, c in ((False, clef.TrebleClef()), (True, clef.BassClef())):
         part = stream.PartStaff()
@@ -99,16 +102,33 @@ def notes_to_score(notes: np.ndarray, beats: np.ndarray, key: str = "C major", t
             element.quarterLength = dur
             part.insert(offset, element)
         staves.append(part)
+    for down, up in np.asarray(pedal if pedal is not None else np.zeros((0, 2)), np.float64).reshape(-1, 2):
+        a, b = quantize(seconds_to_beats(np.array([down, up]), beats))
+        held = [e for part in staves[::-1] for e in part.notes if a <= float(e.offset) < b]
+        if held:
+            staves[1].insert(0, expressions.PedalMark(*held))
     for part in staves:
         score.insert(0, part)
     score.insert(0, layout.StaffGroup(staves, symbol="brace"))
     return score
 
 
-def write_musicxml(notes: np.ndarray, beats: np.ndarray, path: str | os.PathLike, key: str = "C major") -> None:
+def write_musicxml(notes: np.ndarray, beats: np.ndarray, path: str | os.PathLike, key: str = "C major",
+                   pedal: np.ndarray | None = None, title: str = "") -> None:
     """Write the score of :func:`notes_to_score` as MusicXML (atomically)."""
     from .io import atomic_path
 
-    score = notes_to_score(notes, beats, key)
+    score = notes_to_score(notes, beats, key, pedal=pedal, title=title)
     with atomic_path(path) as tmp:
         score.write("musicxml", fp=str(tmp), makeNotation=True)
+
+
+def musicxml_svg(path: str | os.PathLike, page_width: int = 2100, scale: int = 40) -> str:
+    """The first page of a MusicXML file engraved as SVG by verovio (for notebooks and documentation)."""
+    import verovio
+
+    toolkit = verovio.toolkit()
+    toolkit.setOptions({"pageWidth": page_width, "scale": scale, "adjustPageHeight": True, "footer": "none"})
+    if not toolkit.loadFile(str(path)):
+        raise ValueError(f"{path}: verovio cannot read this MusicXML")
+    return toolkit.renderToSVG(1)

@@ -39,6 +39,7 @@ class Transcription:
     seconds: float
     rolls: dict | None = None
     beats: np.ndarray | None = None  # beat times (s) tracked in the notes; empty without librosa
+    source: str | None = None
 
     def write_musicxml(self, path: str | os.PathLike) -> None:
         """Write the notes as a two-staff score (MusicXML; needs music21): see :mod:`piano_transcription.score`."""
@@ -46,7 +47,7 @@ class Transcription:
 
         if self.beats is None or len(self.beats) < 2:
             raise ValueError("a score needs at least two tracked beats (librosa installed, enough notes)")
-        write_musicxml(self.notes, self.beats, path, self.key)
+        write_musicxml(self.notes, self.beats, path, self.key, self.pedal, self.source or "")
 
 
 def midi_text(text: str) -> str:
@@ -141,4 +142,4 @@ def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshol
     tempo = estimate_tempo(notes)
     beats = beats_of(notes, tempo)
     return Transcription(notes, notes_to_midi(notes, source, tempo_map, beats), tempo, estimate_key(notes)[1],
-                         pedal_intervals, src.n_samples / src.target_sr, rolls, beats)
+                         pedal_intervals, src.n_samples / src.target_sr, rolls, beats, source)
