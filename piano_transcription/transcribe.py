@@ -12,6 +12,7 @@ to transcribe many recordings.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,8 @@ class Transcription:
         """Write the notes as a two-staff score (MusicXML; needs music21): see :mod:`piano_transcription.score`."""
         from .score import write_musicxml
 
+        if importlib.util.find_spec("music21") is None:
+            raise ImportError("a MusicXML score needs music21: pip install 'piano-transcription[full]'")
         if self.beats is None or len(self.beats) < 2:
             raise ValueError("a score needs at least two tracked beats (librosa installed, enough notes)")
         write_musicxml(self.notes, self.beats, path, self.key, self.pedal, self.source or "")
