@@ -74,6 +74,25 @@ def onset_envelope(notes: np.ndarray, fps: float = BEAT_FPS) -> np.ndarray:
     return np.convolve(env, kernel, mode="same")
 
 
+def local_tempo(env: np.ndarray, fps: float, start_bpm: float, block_seconds: float = 8.0,
+                hop_seconds: float = 4.0) -> np.ndarray:
+    """Tempo (BPM) per envelope frame: librosa's tempo estimate on blocks of ``block_seconds`` every
+    ``hop_seconds``, interpolated between block centres, so that memory stays bounded for long recordings (a
+    whole-recording tempogram grows with its length: 7.8 GB for an hour, measured)."""
+    import librosa
+
+    hop = 512
+    block, step = int(block_seconds * fps), int(hop_seconds * fps)
+    starts = list(range(0, max(len(env) - block, 0) + 1, step)) or [0]
+    centres, values = [], []
+    for s in starts:
+        part = env[s: s + block]
+        values.append(float(librosa.feature.tempo(onset_envelope=part, sr=fps * hop, hop_length=hop,
+                                                  start_bpm=start_bpm, ac_size=block_seconds / 2)[0]))
+        centres.append(s + len(part) / 2)
+    return np.interp(np.arange(len(env)), centres, values)
+
+
 def track_beats(notes: np.ndarray, fps: float = BEAT_FPS, start_bpm: float | None = None) -> np.ndarray:
     """Beat times (s) of a note list: librosa's dynamic-programming beat tracker (Ellis 2007) on the onset
     envelope, following a tempo that may change (librosa's time-varying tempo estimate over 4 s windows).
@@ -86,8 +105,7 @@ def track_beats(notes: np.ndarray, fps: float = BEAT_FPS, start_bpm: float | Non
     hop = 512
     sr = fps * hop  # librosa counts frames as sr / hop per second
     start = start_bpm or estimate_tempo(notes)
-    tempo = librosa.feature.tempo(onset_envelope=env, sr=sr, hop_length=hop, start_bpm=start, aggregate=None,
-                                  ac_size=4.0)
+    tempo = local_tempo(env, fps, start)
     _, beats = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=hop, bpm=tempo, units="time",
                                        trim=False)
     return np.asarray(beats, np.float64)

@@ -433,3 +433,14 @@ def test_score_round_trip_through_audio(tmp_path):
     share = score_matches(tmp_path / "out" / "performance.musicxml", events)
     print(f"score round trip: {share:.3f} of the notes with the right pitch, bar and beat")
     assert share >= 0.9
+
+
+def test_tune_thresholds_writes_them_beside_the_model(prepared, tiny_model_path, tmp_path):
+    import json
+    import shutil
+
+    model = tmp_path / "m.keras"
+    shutil.copy(tiny_model_path, model)
+    assert main(["tune-thresholds", str(model), str(prepared)]) == 0
+    tuned = json.loads((tmp_path / "m.thresholds.json").read_text())
+    assert len(tuned["onset"]) == len(tuned["frame"]) == 88

@@ -180,7 +180,7 @@ def tune_and_save(model_path, prepared_dir, split: str = "validation", limit: in
 
     from ..io import atomic_path
     from ..model import load_model
-    from ..transcribe import thresholds_path
+    from ..predictor import thresholds_path
 
     examples = list(predict_split(load_model(model_path), prepared_dir, split, limit=limit))
     tuned = tune_thresholds(examples)
