@@ -39,7 +39,8 @@ def threshold_sweep(model_path, recordings, refs, n_frames, grid=(0.3, 0.4, 0.5,
 
     from piano_transcription.predictor import load_predictor
     from piano_transcription.training.evaluate import score_notes
-    from piano_transcription.transcribe import transcribe, transcribe_rolls
+    from piano_transcription.decode import decode_notes
+    from piano_transcription.transcribe import transcribe
 
     predictor = load_predictor(model_path)
     rolls = {r.name: transcribe(r.audio, predictor, keep_rolls=True).rolls for r in recordings}
@@ -47,7 +48,7 @@ def threshold_sweep(model_path, recordings, refs, n_frames, grid=(0.3, 0.4, 0.5,
     for on in grid:
         for fr in grid:
             for r in recordings:
-                est = transcribe_rolls(rolls[r.name], on, fr)[0]
+                est = decode_notes(rolls[r.name]["frame"], rolls[r.name]["onset"], rolls[r.name]["velocity"], on, fr)
                 m = score_notes(refs[r.name], est, n_frames[r.name])
                 rows.append(dict(onset=on, frame=fr, piece=r.name, note_f1=m["note_f1"],
                                  note_with_offset_f1=m["note_with_offset_f1"], frame_f1=m["frame_f1"]))
@@ -75,7 +76,8 @@ def model_systems(model_paths, recordings) -> dict[str, dict[str, np.ndarray]]:
     """Notes per recording for each model (Keras or TFLite, through the one transcription pipeline), with
     its shipped thresholds and, where those differ, with 0.5 everywhere."""
     from piano_transcription.predictor import load_predictor
-    from piano_transcription.transcribe import transcribe, transcribe_rolls
+    from piano_transcription.decode import decode_notes
+    from piano_transcription.transcribe import transcribe
 
     systems = {}
     for path in model_paths:
@@ -91,7 +93,8 @@ def model_systems(model_paths, recordings) -> dict[str, dict[str, np.ndarray]]:
             result = transcribe(r.audio, predictor, keep_rolls=plain)
             systems[name][r.name] = result.notes
             if plain:
-                systems[f"{name} (0.5)"][r.name] = transcribe_rolls(result.rolls, 0.5, 0.5)[0]
+                systems[f"{name} (0.5)"][r.name] = decode_notes(result.rolls["frame"], result.rolls["onset"],
+                                                                result.rolls["velocity"], 0.5, 0.5)
         print(f"{name} ({predictor.backend}): {time.time() - t0:.1f} s", flush=True)
     return systems
 
@@ -112,21 +115,21 @@ def main() -> None:
 
     import pandas as pd
 
-    from piano_transcription.audio import load_audio, write_wav
-    from piano_transcription.constants import frames_for_samples
+    from piano_transcription.audio import AudioSource, load_audio, write_wav
+    from piano_transcription.constants import FRAMES_PER_SECOND, frames_for_samples
     from piano_transcription.training.evaluate import score_notes
     from piano_transcription.training.recordings import labelled_recordings, read_tsv_notes
     recordings = labelled_recordings(a.data)[: a.limit]
     if not recordings:
         raise SystemExit(f"{a.data}: no recordings with labels")
-    samples = {r.name: load_audio(r.audio) for r in recordings}
+    n_frames = {r.name: frames_for_samples(AudioSource(r.audio).n_samples) for r in recordings}  # no audio kept
     refs = {r.name: read_tsv_notes(r.labels) for r in recordings}
-    minutes = sum(len(s) for s in samples.values()) / 16000 / 60
+    minutes = sum(n_frames.values()) / FRAMES_PER_SECOND / 60
     print(f"{len(recordings)} recordings, {minutes:.1f} minutes, {sum(len(n) for n in refs.values())} notes")
 
     if a.sweep:
         threshold_sweep(a.model[0], recordings, refs,
-                        {r.name: frames_for_samples(len(samples[r.name])) for r in recordings})
+                        n_frames)
         return
     systems = model_systems(a.model, recordings)
     if a.basic_pitch:
@@ -137,7 +140,7 @@ def main() -> None:
         for r in recordings:
             wav = wav_dir / f"{r.name}.wav"
             if not wav.exists():
-                write_wav(wav, samples[r.name])
+                write_wav(wav, load_audio(r.audio))
             wavs.append(wav)
         t0 = time.time()
         systems["basic-pitch"] = basic_pitch_notes(wavs, wav_dir / "basic_pitch")
@@ -155,7 +158,7 @@ def main() -> None:
     rows = []
     for name, est in systems.items():
         for r in recordings:
-            n = frames_for_samples(len(samples[r.name]))
+            n = n_frames[r.name]
             rows.append({"system": name, "piece": r.name, **score_notes(refs[r.name], est[r.name], n)})
     df = pd.DataFrame(rows)
     if a.per_piece:

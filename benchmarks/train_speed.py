@@ -14,8 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
@@ -30,25 +28,20 @@ def main() -> None:
     a = p.parse_args()
     import keras
 
+    from piano_transcription.constants import FRAMES_PER_SECOND
     from piano_transcription.tf_env import cpu_flags
     from piano_transcription.model import build_model, has_pedal
-    from piano_transcription.training.train import compile_model
+    from piano_transcription.training.train import compile_model, random_batch
 
-    rng = np.random.default_rng(0)
     print("CPU bfloat16 / AMX flags:", " ".join(sorted(f for f in cpu_flags() if "bf16" in f or "amx" in f)) or "none")
     runs = [(c, prec, jit, b, s) for c in a.configs for prec in a.precision for jit in ([False, True] if a.jit else [False])
             for b in a.batch_size for s in a.seconds]
     for name, precision, jit, batch, seconds in runs:
-        frames = int(seconds * 31.25) + 1
-        x = rng.normal(-30, 15, (batch, frames, 229)).astype(np.float32)
-        y_pedal = {k: (rng.random((batch, frames, 88)) < 0.05).astype(np.float32) for k in ("onset", "offset", "frame")}
-        y_pedal["velocity"] = np.concatenate([y_pedal["onset"] * 0.5, y_pedal["onset"]], axis=-1)
-        y_pedal["pedal"] = (rng.random((batch, frames, 4)) < 0.3).astype(np.float32)
         keras.mixed_precision.set_global_policy(precision)
         model = compile_model(build_model(name))
         if jit:
             model.compile(optimizer=model.optimizer, loss=model.loss, jit_compile=True)
-        y = y_pedal if has_pedal(model) else {k: v for k, v in y_pedal.items() if k != "pedal"}
+        x, y = random_batch(batch, int(seconds * FRAMES_PER_SECOND) + 1, has_pedal(model))
         model.train_on_batch(x, y)
         t0 = time.perf_counter()
         for _ in range(a.steps):

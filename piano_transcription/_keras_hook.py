@@ -9,7 +9,6 @@ the registration runs when Keras itself is first imported (an import hook), or a
 from __future__ import annotations
 
 import importlib.abc
-import importlib.machinery
 import sys
 
 

@@ -70,18 +70,18 @@ def beats_of(notes: np.ndarray, tempo: float | None = None) -> np.ndarray:
 
 
 def notes_to_midi(notes: np.ndarray, source: str | None = None, tempo_map: bool = True,
-                  beats: np.ndarray | None = None):
+                  beats: np.ndarray | None = None, tempo: float | None = None, key_number: int | None = None):
     """PrettyMIDI of decoded notes: one Acoustic Grand Piano, estimated key, source text event, and a tempo map
     from the beats tracked in the notes (so that bars line up in a DAW; note times in seconds are unchanged),
     or one constant estimated tempo when ``tempo_map`` is off, librosa is missing (light install) or there are
-    too few notes."""
+    too few notes.  ``beats``, ``tempo`` and ``key_number`` are estimated from the notes unless given."""
     import pretty_midi
 
     from .midi import notes_to_pretty_midi
     from .music import estimate_key, estimate_tempo
 
-    tempo = estimate_tempo(notes)
-    key_number, _ = estimate_key(notes)
+    tempo = estimate_tempo(notes) if tempo is None else tempo
+    key_number = estimate_key(notes)[0] if key_number is None else key_number
     pm = notes_to_pretty_midi(notes, program=0, name="Acoustic Grand Piano")
     out = pretty_midi.PrettyMIDI(initial_tempo=tempo)
     out.instruments = pm.instruments
@@ -100,7 +100,9 @@ def transcribe_rolls(rolls: dict, onset_threshold=DEFAULT_THRESHOLD, frame_thres
     from .music import estimate_key, estimate_tempo
 
     notes = decode_notes(rolls["frame"], rolls["onset"], rolls["velocity"], onset_threshold, frame_threshold)
-    return notes, notes_to_midi(notes, source), estimate_tempo(notes), estimate_key(notes)[1]
+    tempo = estimate_tempo(notes)
+    key_number, key = estimate_key(notes)
+    return notes, notes_to_midi(notes, source, tempo=tempo, key_number=key_number), tempo, key
 
 
 def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshold=None, frame_threshold=None,
@@ -143,6 +145,7 @@ def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshol
 
         rolls = collect(kept)
     tempo = estimate_tempo(notes)
+    key_number, key = estimate_key(notes)
     beats = beats_of(notes, tempo)
-    return Transcription(notes, notes_to_midi(notes, source, tempo_map, beats), tempo, estimate_key(notes)[1],
+    return Transcription(notes, notes_to_midi(notes, source, tempo_map, beats, tempo, key_number), tempo, key,
                          pedal_intervals, src.n_samples / src.target_sr, rolls, beats, source)

@@ -14,6 +14,9 @@ from ..constants import N_KEYS, N_MELS, PEDAL_CHANNELS, SEGMENT_FRAMES
 from .maestro import load_shard, shard_paths
 
 
+SEGMENT_ARRAYS = ("mel", "onsets", "offsets", "frames", "velocities", "pedal")  # per-frame arrays of a shard
+
+
 def segment_generator(paths, shuffle: bool, seed: int, repeat: bool, pedal: bool = False, frames: int | None = None):
     """Yield ``(mel, targets)`` per segment from shard ``paths``; with ``pedal`` the targets include
     ``pedal`` ``[frames, 4]``: the three pedal channels and the example's label mask repeated per frame.
@@ -25,13 +28,11 @@ def segment_generator(paths, shuffle: bool, seed: int, repeat: bool, pedal: bool
         for i in order:
             shard = load_shard(paths[i])
             for k in range(len(shard["mel"])):
-                if frames is not None and frames < shard["mel"].shape[1]:
-                    room = max(int(shard["lengths"][k]) - frames, 0)
-                    a = int(rng.integers(room + 1)) if shuffle else 0
-                    shard_k = {n: shard[n][k][a: a + frames] for n in ("mel", "onsets", "offsets", "frames",
-                                                                        "velocities", "pedal")}
-                else:
-                    shard_k = {n: shard[n][k] for n in ("mel", "onsets", "offsets", "frames", "velocities", "pedal")}
+                a, b = 0, shard["mel"].shape[1]
+                if frames is not None and frames < b:
+                    a = int(rng.integers(max(int(shard["lengths"][k]) - frames, 0) + 1)) if shuffle else 0
+                    b = a + frames
+                shard_k = {n: shard[n][k][a:b] for n in SEGMENT_ARRAYS}
                 targets = {
                     "onset": shard_k["onsets"],
                     "offset": shard_k["offsets"],

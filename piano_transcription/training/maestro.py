@@ -174,15 +174,16 @@ class Example:
 def piece_examples(audio_path, midi_path, split: str) -> list[Example]:
     """Load one piece and turn it into training examples (segments) or one whole test example."""
     from ..audio import load_audio, log_mel
-    from ..midi import last_event_time, pedal_intervals, read_midi, read_performance
+    from ..midi import apply_sustain_pedal, last_event_time, pedal_intervals, read_performance
     from .labels import notes_to_rolls, pedal_rolls
 
     samples = load_audio(audio_path)
     keys, pedal_events = read_performance(midi_path)
-    notes = read_midi(midi_path)
+    intervals = pedal_intervals(pedal_events, last_event_time(keys, pedal_events))
+    notes = apply_sustain_pedal(keys, intervals)  # what read_midi gives, without reading the file again
     n_frames = frames_for_samples(len(samples))
     rolls = notes_to_rolls(notes, n_frames=n_frames)
-    pedal = pedal_rolls(pedal_intervals(pedal_events, last_event_time(keys, pedal_events)), n_frames)
+    pedal = pedal_rolls(intervals, n_frames)
     if split == "test":
         return [Example(log_mel(samples), rolls, n_frames, pedal)]
     examples = []

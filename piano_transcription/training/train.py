@@ -48,22 +48,30 @@ def compile_model(model, learning_rate: float = LEARNING_RATE):
     return model
 
 
-def seconds_per_step(config="small", batch_size: int = 4, frames: int | None = None, repeats: int = 2) -> float:
-    """Measured seconds of one optimizer step of ``config`` on this machine (random data of ``frames`` frames,
-    default 20 s; after one warm-up step), for estimating how long a training run takes."""
+def random_batch(batch_size: int, frames: int, pedal: bool, seed: int = 0):
+    """A batch of random inputs and targets with the training shapes (``mel``, and the targets of the heads;
+    ``pedal`` adds the pedal head's), for timing steps."""
     import numpy as np
 
-    from ..constants import N_KEYS, N_MELS, SEGMENT_FRAMES
-    from ..model import build_model, has_pedal
+    from ..constants import N_KEYS, N_MELS, PEDAL_CHANNELS
 
-    frames = frames or SEGMENT_FRAMES
-    rng = np.random.default_rng(0)
-    model = compile_model(build_model(config))
+    rng = np.random.default_rng(seed)
     x = rng.normal(-30, 15, (batch_size, frames, N_MELS)).astype(np.float32)
     y = {k: (rng.random((batch_size, frames, N_KEYS)) < 0.05).astype(np.float32) for k in ("onset", "offset", "frame")}
     y["velocity"] = np.concatenate([y["onset"] * 0.5, y["onset"]], axis=-1)
-    if has_pedal(model):
-        y["pedal"] = (rng.random((batch_size, frames, 4)) < 0.3).astype(np.float32)
+    if pedal:
+        y["pedal"] = (rng.random((batch_size, frames, len(PEDAL_CHANNELS) + 1)) < 0.3).astype(np.float32)
+    return x, y
+
+
+def seconds_per_step(config="small", batch_size: int = 4, frames: int | None = None, repeats: int = 2) -> float:
+    """Measured seconds of one optimizer step of ``config`` on this machine (random data of ``frames`` frames,
+    default 20 s; after one warm-up step), for estimating how long a training run takes."""
+    from ..constants import SEGMENT_FRAMES
+    from ..model import build_model, has_pedal
+
+    model = compile_model(build_model(config))
+    x, y = random_batch(batch_size, frames or SEGMENT_FRAMES, has_pedal(model))
     model.train_on_batch(x, y)
     t0 = time.perf_counter()
     for _ in range(repeats):
