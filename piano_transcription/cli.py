@@ -19,6 +19,7 @@ from pathlib import Path
 from .assets import DEMO_AUDIO, DEMO_MIDI
 from .audio import AUDIO_EXTENSIONS
 from .cleanup import DEFAULT_PRESET, PRESETS, Cleanup
+from .constants import DEFAULT_DURATIONS, DURATIONS
 
 SUBCOMMANDS = ("demo", "prepare", "build-synthetic", "corpus", "train", "tune-thresholds", "magenta-to-keras",
                "export-tflite")
@@ -113,6 +114,10 @@ def transcription_parser() -> argparse.ArgumentParser:
                    help="drop notes shorter than S seconds (overrides the preset)")
     p.add_argument("--merge-within", type=seconds_arg, default=None, metavar="S",
                    help="merge a re-onset of a pitch less than S seconds after its previous onset (overrides the preset)")
+    p.add_argument("--durations", choices=DURATIONS, default=DEFAULT_DURATIONS,
+                   help="note ends: 'sounding' (the note lasts while it sounds, pedal applied; no CC64) or 'keys' "
+                        "(ends at key release, the sustain pedal written as CC64; needs a model with key and "
+                        "pedal heads); default %(default)s")
     p.add_argument("--constant-tempo", action="store_true",
                    help="one estimated tempo instead of a tempo map that follows the beats")
     p.add_argument("--plot", action="store_true", help="also write a piano-roll picture NAME.png")
@@ -153,6 +158,10 @@ def run_transcription(args) -> int:
     except (OSError, ValueError, ImportError) as exc:
         _err(f"cannot load the model: {exc}")
         return 2
+    if args.durations == "keys" and not (predictor.has_keys and predictor.has_pedal):
+        _err(f"--durations keys needs a model with a key head and a pedal head; {predictor.path or 'this model'} has "
+             f"{'only a pedal head' if predictor.has_pedal else 'neither'} (use --durations sounding)")
+        return 2
     names = output_names(inputs)
     failures = 0
     for path in tqdm(inputs, desc="files", unit="file", disable=args.quiet or len(inputs) == 1):
@@ -167,7 +176,7 @@ def run_transcription(args) -> int:
                 result = transcribe(path, predictor, onset_threshold=args.onset_threshold,
                                     frame_threshold=args.frame_threshold, progress=not args.quiet,
                                     keep_rolls=args.plot, cleanup=cleanup_from_args(args),
-                                    tempo_map=not args.constant_tempo)
+                                    tempo_map=not args.constant_tempo, durations=args.durations)
             for w in caught:
                 _err(f"warning: {w.message}")
             write_midi(result.midi, out)

@@ -40,6 +40,11 @@ VEL_BIAS = 10.0
 NOTE_OUTPUTS = ("onset", "offset", "frame", "velocity")
 PEDAL_OUTPUT = "pedal"
 PEDAL_CHANNELS = ("frame", "onset", "offset")
+# The optional key head ``[frames, 88]``: the key is held down (its note without the sustain pedal), for
+# note ends at key release (``--durations keys``).
+KEYS_OUTPUT = "keys"
+DURATIONS = ("sounding", "keys")  # written note ends: where the note stops sounding / at key release (+ CC64)
+DEFAULT_DURATIONS = "sounding"
 
 DEFAULT_THRESHOLD = 0.5  # probability above which an onset / frame / pedal counts, without tuned values
 

@@ -5,6 +5,11 @@ frames also count as active); it continues while the frame probability passes th
 threshold; a new onset (an onset frame after a non-onset frame) on a sounding pitch ends the
 previous note and starts a new one.  Times are ``frame / 31.25`` s.  The velocity is read at the
 note's first frame: MIDI velocity ``= 80 * clip(v, 0, 1) + 10``.
+
+Note ends: by default where the note stops sounding (the frame head was trained on notes lengthened by
+the sustain pedal).  With the key head's probabilities (``keys``) a note may instead end at its key's
+release: the first frame after the onset where the key-down probability falls below the key threshold,
+never later than where the note stops sounding (:func:`key_release_ends`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,20 @@ DEFAULT_FRAME_THRESHOLD = DEFAULT_THRESHOLD
 def velocity_to_midi(v):
     """Model velocity (about 0..1) to MIDI velocity ``80 * clip(v, 0, 1) + 10`` (int)."""
     return (np.clip(v, 0.0, 1.0) * VEL_SCALE + VEL_BIAS).astype(int)
+
+
+def key_release_ends(notes: np.ndarray, keys_probs: np.ndarray, threshold: float = DEFAULT_THRESHOLD,
+                     fps: float = FRAMES_PER_SECOND) -> np.ndarray:
+    """Notes ``[n, 4]`` whose ends move to their key's release: the first frame after the note's first frame
+    where ``keys_probs`` ``[frames, 88]`` falls below ``threshold``, if that comes before the note's end."""
+    out = np.array(notes, dtype=np.float64).reshape(-1, 4)
+    for row in out:
+        s0, e0 = int(round(row[0] * fps)), int(round(row[1] * fps))
+        key = int(row[2]) - MIN_MIDI_PITCH
+        up = np.flatnonzero(keys_probs[s0 + 1:e0, key] < threshold)
+        if len(up):
+            row[1] = (s0 + 1 + up[0]) / fps
+    return out
 
 
 def per_key(threshold) -> np.ndarray:
@@ -68,11 +87,14 @@ class StreamingDecoder:
     """:func:`decode_notes` over rolls that arrive in consecutive chunks, with memory that does not grow
     with the recording: per key it carries only whether a note is sounding, where it began and the
     previous frame's onset.  ``feed`` returns the notes finished so far; ``finish`` the rest.  The
-    notes equal ``decode_notes`` on the whole rolls (tested)."""
+    notes equal ``decode_notes`` on the whole rolls (tested).  With ``key_threshold`` the notes end at
+    their key's release instead (``feed`` then needs ``keys_probs``; equal to :func:`key_release_ends`)."""
 
     def __init__(self, onset_threshold=DEFAULT_ONSET_THRESHOLD, frame_threshold=DEFAULT_FRAME_THRESHOLD,
-                 fps: float = FRAMES_PER_SECOND):
+                 fps: float = FRAMES_PER_SECOND, key_threshold: float | None = None):
         self.onset_t, self.frame_t, self.fps = per_key(onset_threshold), per_key(frame_threshold), fps
+        self.key_t = key_threshold
+        self.released = np.full(N_KEYS, -1)  # frame of the key's release inside a sounding note, -1: held
         self.sounding = np.zeros(N_KEYS, bool)
         self.start = np.zeros(N_KEYS, int)
         self.velocity = np.zeros(N_KEYS)
@@ -81,11 +103,16 @@ class StreamingDecoder:
 
     def _emit(self, keys: np.ndarray, end: int, rows: list) -> None:
         for k in keys:
-            rows.append((self.start[k] / self.fps, end / self.fps, k + MIN_MIDI_PITCH,
+            stop = self.released[k] if self.released[k] >= 0 else end
+            rows.append((self.start[k] / self.fps, stop / self.fps, k + MIN_MIDI_PITCH,
                          velocity_to_midi(self.velocity[k])))
 
-    def feed(self, frame_probs: np.ndarray, onset_probs: np.ndarray, velocity: np.ndarray | None = None) -> np.ndarray:
+    def feed(self, frame_probs: np.ndarray, onset_probs: np.ndarray, velocity: np.ndarray | None = None,
+             keys_probs: np.ndarray | None = None) -> np.ndarray:
         """Consume the next frames ``[n, 88]``; return the notes ``[m, 4]`` that ended in them."""
+        if self.key_t is not None and keys_probs is None:
+            raise ValueError("a decoder that ends notes at key release needs the key head's probabilities")
+        up = keys_probs < self.key_t if self.key_t is not None else np.zeros(frame_probs.shape, bool)
         onsets = onset_probs >= self.onset_t
         active = (frame_probs >= self.frame_t) | onsets
         velocity = np.zeros_like(frame_probs) if velocity is None else velocity
@@ -97,6 +124,9 @@ class StreamingDecoder:
             ended = self.sounding & (~act | new_onset)
             self._emit(np.flatnonzero(ended), t, rows)
             self.sounding &= ~ended
+            self.released[ended] = -1
+            first_up = self.sounding & (self.released < 0) & up[i] & (self.start < t)
+            self.released[first_up] = t
             begin = on & act & ~self.sounding
             self.start[begin] = t
             self.velocity[begin] = velocity[i][begin]
@@ -110,6 +140,7 @@ class StreamingDecoder:
         rows: list = []
         self._emit(np.flatnonzero(self.sounding), self.frame, rows)
         self.sounding[:] = False
+        self.released[:] = -1
         return _sorted_notes(rows)
 
 

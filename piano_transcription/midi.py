@@ -153,6 +153,18 @@ def notes_to_pretty_midi(notes: np.ndarray, program: int = 0, name: str = "Piano
     return pm
 
 
+def pedal_control_changes(intervals: np.ndarray) -> list:
+    """Sustain-pedal intervals ``[k, 2]`` (down s, up s) as CC64 events: 127 when the pedal goes down, 0 when
+    it comes up (``pretty_midi.ControlChange`` list, time-ordered)."""
+    import pretty_midi
+
+    events = []
+    for down, up in np.asarray(intervals, np.float64).reshape(-1, 2):
+        events += [pretty_midi.ControlChange(SUSTAIN_CC, 127, float(down)),
+                   pretty_midi.ControlChange(SUSTAIN_CC, 0, float(max(up, down)))]
+    return events
+
+
 def write_midi(pm, path: str | os.PathLike) -> None:
     """Write a PrettyMIDI atomically."""
     from .io import atomic_path

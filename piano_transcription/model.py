@@ -15,8 +15,12 @@ Outputs ``onset``, ``offset``, ``frame`` (probabilities) and ``velocity`` (raw),
 ``[batch, frames, 88]``.  With ``ModelConfig.pedal`` a fifth output ``pedal`` ``[batch, frames, 3]``
 gives the sustain pedal's probabilities (down, goes down, comes up; Kong et al. 2021 predict the same
 three from their own network): a bidirectional LSTM and a dense 3 + sigmoid on the frame stack's
-acoustic features, so that the pedal costs a few per cent of a step instead of a fifth stack.  Models
-without it (Magenta's, older ones of this project) keep working everywhere.  The three sigmoid heads are a ``*_logits`` dense layer followed by a
+acoustic features, so that the pedal costs a few per cent of a step instead of a fifth stack.  With
+``ModelConfig.keys`` an output ``keys`` ``[batch, frames, 88]`` gives the probability that each key is
+held down (the note without the sustain pedal): a bidirectional LSTM and a dense 88 + sigmoid on the frame
+stack's concatenated input, trained where the labels know the keys (rendered MIDI), for note ends at key
+release with the pedal as CC64.  Models
+without them (Magenta's, older ones of this project) keep working everywhere.  The three sigmoid heads are a ``*_logits`` dense layer followed by a
 sigmoid layer, so that the logits stay reachable (TFLite export).
 
 Layer names follow Magenta's variable scopes (``onsets_conv0`` <-> ``onsets/conv0/weights``...);
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 
 import dataclasses
 
-from .constants import N_KEYS, N_MELS, NOTE_OUTPUTS, PEDAL_CHANNELS, PEDAL_OUTPUT
+from .constants import KEYS_OUTPUT, N_KEYS, N_MELS, NOTE_OUTPUTS, PEDAL_CHANNELS, PEDAL_OUTPUT
 
 STACKS = ("onsets", "offsets", "velocity", "frame")
 
@@ -47,6 +51,7 @@ class ModelConfig:
     bn_momentum: float = 0.99
     dropout: float = 0.0
     pedal: bool = False
+    keys: bool = False
 
 
 CONFIGS = {
@@ -56,9 +61,12 @@ CONFIGS = {
     "small": ModelConfig((16, 16, 32), 256, 64),
     # The default model since the real-recordings work: small plus the sustain-pedal head.
     "small_pedal": ModelConfig((16, 16, 32), 256, 64, pedal=True),
+    # small_pedal plus the key head (note ends at key release).
+    "small_keys": ModelConfig((16, 16, 32), 256, 64, pedal=True, keys=True),
     # For tests only.
     "tiny": ModelConfig((4, 4, 8), 32, 8),
     "tiny_pedal": ModelConfig((4, 4, 8), 32, 8, pedal=True),
+    "tiny_keys": ModelConfig((4, 4, 8), 32, 8, pedal=True, keys=True),
 }
 
 
@@ -170,6 +178,8 @@ def build_model(config="small", name: str = "onsets_and_frames"):
     if cfg.pedal:
         outputs[PEDAL_OUTPUT] = sigmoid_head(bilstm(frame_features, cfg.lstm, "pedal_lstm"), "pedal", PEDAL_OUTPUT,
                                              len(PEDAL_CHANNELS))
+    if cfg.keys:
+        outputs[KEYS_OUTPUT] = sigmoid_head(bilstm(combined, cfg.lstm, "keys_lstm"), "keys", KEYS_OUTPUT)
     model = keras.Model(mel, outputs, name=name)
     model.config = cfg
     return model
@@ -180,9 +190,16 @@ def has_pedal(model) -> bool:
     return PEDAL_OUTPUT in set(getattr(model, "output_names", None) or [])
 
 
-def with_pedal(config) -> ModelConfig:
-    """The same sizes with the sustain-pedal head."""
-    return dataclasses.replace(get_config(config), pedal=True)
+def has_keys(model) -> bool:
+    """Whether a Keras model has the key (key held down) output."""
+    return KEYS_OUTPUT in set(getattr(model, "output_names", None) or [])
+
+
+def with_heads(config, pedal: bool = False, keys: bool = False) -> ModelConfig:
+    """The same sizes with the sustain-pedal head (``pedal``) and the key head (``keys``, which needs the
+    pedal's CC64 to be of use) added; heads the config already has stay."""
+    cfg = get_config(config)
+    return dataclasses.replace(cfg, pedal=cfg.pedal or pedal or keys, keys=cfg.keys or keys)
 
 
 def transfer_weights(source, target) -> list[str]:
@@ -230,7 +247,7 @@ def load_model(path):
 
 def check_contract(model) -> None:
     """Raise ValueError unless the model maps ``mel [B, T, 229]`` to onset/offset/frame/velocity ``[B, T, 88]``
-    (and optionally ``pedal`` ``[B, T, 3]``)."""
+    (and optionally ``pedal`` ``[B, T, 3]`` and ``keys`` ``[B, T, 88]``)."""
     names = set(model.output_names) if hasattr(model, "output_names") else set()
     want = set(NOTE_OUTPUTS)
     if not want <= names:

@@ -81,8 +81,13 @@ class Predictor:
     def has_pedal(self) -> bool:
         raise NotImplementedError
 
+    @property
+    def has_keys(self) -> bool:
+        """Whether the model has the key head (note ends at key release)."""
+        raise NotImplementedError
+
     def stream(self, source: AudioSource, progress: bool = False) -> Iterator[dict[str, np.ndarray]]:
-        """Consecutive chunks of probability rolls ``{onset, offset, frame, velocity[, pedal]}``."""
+        """Consecutive chunks of probability rolls ``{onset, offset, frame, velocity[, pedal][, keys]}``."""
         raise NotImplementedError
 
     def predict(self, source: AudioSource, progress: bool = False) -> dict[str, np.ndarray]:
@@ -121,6 +126,12 @@ class KerasPredictor(Predictor):
 
         return has_pedal(self.model)
 
+    @property
+    def has_keys(self) -> bool:
+        from .model import has_keys
+
+        return has_keys(self.model)
+
     def stream(self, source: AudioSource, progress: bool = False):
         from .constants import frames_for_samples
         from .inference import keras_predictor, mel_windows, stream_windows
@@ -143,6 +154,10 @@ class TFLitePredictor(Predictor):
     @property
     def has_pedal(self) -> bool:
         return self.lite.has_pedal
+
+    @property
+    def has_keys(self) -> bool:
+        return self.lite.has_keys
 
     def stream(self, source: AudioSource, progress: bool = False):
         return self.lite.stream(source.blocks(), source.n_samples, progress)

@@ -1,8 +1,9 @@
 """Transcribed notes to a readable score (MusicXML) with music21.
 
 The notes' times in seconds become beat positions through the beats tracked in them
-(:func:`piano_transcription.music.track_beats`): the first beat at the first note is bar 1, beat 1 (a piece that
-starts with a pickup is shifted by it). Onsets and durations are quantised to the nearest sixteenth or eighth-note
+(:func:`piano_transcription.music.track_beats`); the time signature (4/4 or 3/4) and the downbeats come from the
+accents of the beats (:func:`piano_transcription.music.estimate_meter`: long, loud, low chords start bars), and
+notes before the first downbeat become a pickup bar, padded with rests in front. Onsets and durations are quantised to the nearest sixteenth or eighth-note
 triplet, notes are split between two staves by a split point that follows the hands (it moves with the recent
 pitches of each hand instead of staying at middle C), each staff's simultaneous notes become chords, and music21
 bars them in the time signature, tying notes across bar lines.
@@ -15,6 +16,7 @@ import os
 import numpy as np
 
 from .midi import END, PITCH, START
+from .music import estimate_meter
 
 SPLIT_START = 60  # MIDI pitch: the first split point between the hands (middle C)
 SPLIT_RANGE = (48, 72)  # the split point stays between C3 and C5
@@ -72,15 +74,26 @@ def downbeat_beats(notes: np.ndarray, beats: np.ndarray) -> np.ndarray:
     return beats[first:] if len(beats) - first >= 2 else beats[-2:]
 
 
-def notes_to_score(notes: np.ndarray, beats: np.ndarray, key: str = "C major", time_signature: str = "4/4",
+def bar_origin(notes: np.ndarray, beats: np.ndarray) -> tuple[int, float]:
+    """``(beats per bar, shift in beats)``: the estimated meter and how many beats of rest go before the first
+    beat so that the first estimated downbeat starts a bar (0: the first beat starts bar 1)."""
+    m, first = estimate_meter(notes, beats)
+    return m, float((m - first) % m)
+
+
+def notes_to_score(notes: np.ndarray, beats: np.ndarray, key: str = "C major", time_signature: str | None = None,
                    pedal: np.ndarray | None = None, title: str = ""):
     """A ``music21.stream.Score`` of two staves (treble, bass) from notes (s) and beat times (s); ``pedal``
-    intervals (s) become pedal marks ("Ped." ... "*") under the bass staff."""
+    intervals (s) become pedal marks ("Ped." ... "*") under the bass staff.  ``time_signature`` (``"3/4"``...)
+    is estimated with the downbeats unless given (then bar 1 starts at the first beat)."""
     from music21 import chord, clef, expressions, key as m21key, layout, metadata, meter, note, stream
 
     beats = downbeat_beats(notes, beats)
-    onsets = quantize(seconds_to_beats(notes[:, START], beats))
-    ends = quantize(seconds_to_beats(notes[:, END], beats))
+    given = int(time_signature.split("/")[0]) if time_signature else None
+    per_bar, shift = bar_origin(notes, beats) if given is None else (given, 0.0)
+    time_signature = time_signature or f"{per_bar}/4"
+    onsets = quantize(seconds_to_beats(notes[:, START], beats)) + shift
+    ends = quantize(seconds_to_beats(notes[:, END], beats)) + shift
     durations = np.maximum(ends - onsets, 0.25)
     left = split_hands(notes)
     score = stream.Score()
@@ -103,7 +116,7 @@ def notes_to_score(notes: np.ndarray, beats: np.ndarray, key: str = "C major", t
             part.insert(offset, element)
         staves.append(part)
     for down, up in np.asarray(pedal if pedal is not None else np.zeros((0, 2)), np.float64).reshape(-1, 2):
-        a, b = quantize(seconds_to_beats(np.array([down, up]), beats))
+        a, b = quantize(seconds_to_beats(np.array([down, up]), beats)) + shift
         held = [e for part in staves[::-1] for e in part.notes if a <= float(e.offset) < b]
         if held:
             staves[1].insert(0, expressions.PedalMark(*held))

@@ -30,6 +30,8 @@ WINDOW_FRAMES = 32
 STEP_SAMPLES = WINDOW_FRAMES * HOP_LENGTH  # 16384
 OUTPUT_NAMES = ("frame_logits", "onset_logits", "offset_logits", "velocity_values")
 PEDAL_NAME = "pedal_logits"  # optional fifth output [1, 32, 3] of models with the sustain-pedal head
+KEYS_NAME = "keys_logits"  # optional output [1, 32, 88] of models with the key head
+OPTIONAL_NAMES = (PEDAL_NAME, KEYS_NAME)
 MAGENTA_TFLITE_URL = ("https://storage.googleapis.com/magentadata/models/onsets_frames_transcription/tflite/"
                       "onsets_frames_wavinput.tflite")
 
@@ -55,7 +57,7 @@ def mel_front_end(samples, mel_matrix):
 def raw_audio_model(model):
     """A Keras model: ``audio [1, 17920]`` -> the four TFLite outputs ``[1, 32, 88]`` (logits for sigmoid heads)."""
     from .audio import mel_filters
-    from .model import has_pedal
+    from .model import has_keys, has_pedal
     from .tf_env import quiet_tensorflow
 
     quiet_tensorflow()
@@ -70,6 +72,8 @@ def raw_audio_model(model):
     }
     if has_pedal(model):
         named[PEDAL_NAME] = model.get_layer("pedal_logits").output
+    if has_keys(model):
+        named[KEYS_NAME] = model.get_layer("keys_logits").output
     heads = keras.Model(model.inputs, named)
     matrix = tf.constant(mel_filters().T.astype(np.float32))  # [1025, 229]
 
@@ -156,7 +160,7 @@ class TFLiteModel:
         if signatures:  # ours: outputs are named in the signature
             runner = self.interpreter.get_signature_runner(next(iter(signatures)))
             for name, d in runner.get_output_details().items():
-                if name in OUTPUT_NAMES + (PEDAL_NAME,):
+                if name in OUTPUT_NAMES + OPTIONAL_NAMES:
                     self.outputs[name] = d
         for d in details:  # Magenta's file: tensor names
             for name in OUTPUT_NAMES:
@@ -182,9 +186,14 @@ class TFLiteModel:
         """Whether the model has the sustain-pedal output."""
         return PEDAL_NAME in self.outputs
 
+    @property
+    def has_keys(self) -> bool:
+        """Whether the model has the key output."""
+        return KEYS_NAME in self.outputs
+
     def stream(self, blocks, n_samples: int, progress: bool = False):
         """Probability rolls of 16 kHz audio given as consecutive ``blocks`` (``n_samples`` in all), yielded
-        32 frames (one window) at a time: ``{onset, offset, frame, velocity[, pedal]}`` ``[<=32, ...]``."""
+        32 frames (one window) at a time: ``{onset, offset, frame, velocity[, pedal][, keys]}`` ``[<=32, ...]``."""
         from tqdm.auto import tqdm
 
         n_frames = 1 + n_samples // HOP_LENGTH
@@ -206,10 +215,12 @@ class TFLiteModel:
                      "offset": sig(out["offset_logits"][:keep]), "velocity": out["velocity_values"][:keep]}
             if PEDAL_NAME in out:
                 chunk["pedal"] = sig(out[PEDAL_NAME][:keep])
+            if KEYS_NAME in out:
+                chunk["keys"] = sig(out[KEYS_NAME][:keep])
             yield chunk
 
     def predict(self, samples: np.ndarray, progress: bool = False) -> dict[str, np.ndarray]:
-        """Whole probability rolls ``{onset, offset, frame, velocity[, pedal]}`` of 16 kHz mono samples."""
+        """Whole probability rolls ``{onset, offset, frame, velocity[, pedal][, keys]}`` of 16 kHz mono samples."""
         return collect(self.stream([np.asarray(samples, np.float32)], len(samples), progress))
 
 

@@ -6,7 +6,13 @@ onset-gated decoder (:class:`~piano_transcription.decode.StreamingDecoder`), so 
 grow with the recording, and returns a :class:`Transcription`: the notes, a ``pretty_midi.PrettyMIDI``
 (one Acoustic Grand Piano track, notes in seconds, an estimated tempo and key signature, a text event
 naming the source), the sustain-pedal intervals where the model has a pedal head, and on request the
-whole probability rolls.  Load the predictor once (:func:`~piano_transcription.predictor.load_predictor`)
+whole probability rolls.
+
+Note lengths (``durations``): ``"sounding"`` (default) ends each note where it stops sounding, the sustain
+pedal applied, and writes no pedal events (the lengths already hold it; CC64 on top would sustain twice
+on playback); ``"keys"`` ends each note at its key's release (the model's key head) and writes the
+pedal as CC64 events, as MAESTRO's own MIDI files are written -- shorter, readable notes in a score or
+piano roll that play back the same in any synthesizer that honours the pedal.  Load the predictor once (:func:`~piano_transcription.predictor.load_predictor`)
 to transcribe many recordings.
 """
 
@@ -21,9 +27,12 @@ import numpy as np
 
 from .audio import AudioSource
 from .cleanup import DEFAULT_PRESET, Cleanup, clean_notes
-from .constants import DEFAULT_THRESHOLD
+from .constants import DEFAULT_DURATIONS, DEFAULT_THRESHOLD, DURATIONS
 from .decode import StreamingDecoder, decode_notes, decode_pedal
+from .music import apply_tempo_map, estimate_key, estimate_tempo, track_beats
 from .predictor import load_predictor
+
+KEY_THRESHOLD = DEFAULT_THRESHOLD  # key-down probability under which a key counts as released
 
 
 @dataclass
@@ -39,8 +48,9 @@ class Transcription:
     pedal: np.ndarray
     seconds: float
     rolls: dict | None = None
-    beats: np.ndarray | None = None  # beat times (s) tracked in the notes; empty without librosa
+    beats: np.ndarray | None = None  # beat times (s) tracked in the notes; empty with too few notes
     source: str | None = None
+    durations: str = DEFAULT_DURATIONS  # "sounding" or "keys" (see the module's docstring)
 
     def write_musicxml(self, path: str | os.PathLike) -> None:
         """Write the notes as a two-staff score (MusicXML; needs music21): see :mod:`piano_transcription.score`."""
@@ -49,7 +59,7 @@ class Transcription:
         if importlib.util.find_spec("music21") is None:
             raise ImportError("a MusicXML score needs music21: pip install 'piano-transcription[full]'")
         if self.beats is None or len(self.beats) < 2:
-            raise ValueError("a score needs at least two tracked beats (librosa installed, enough notes)")
+            raise ValueError("a score needs at least two tracked beats (at least eight distinct note onsets)")
         write_musicxml(self.notes, self.beats, path, self.key, self.pedal, self.source or "")
 
 
@@ -59,46 +69,35 @@ def midi_text(text: str) -> str:
     return text.encode("utf-8").decode("latin-1")
 
 
-def beats_of(notes: np.ndarray, tempo: float | None = None) -> np.ndarray:
-    """Beat times (s) tracked in the notes, or none where librosa is missing (the light install)."""
-    from .music import track_beats
-
-    try:
-        return track_beats(notes, start_bpm=tempo)
-    except ImportError:
-        return np.zeros(0)
-
-
 def notes_to_midi(notes: np.ndarray, source: str | None = None, tempo_map: bool = True,
-                  beats: np.ndarray | None = None, tempo: float | None = None, key_number: int | None = None):
-    """PrettyMIDI of decoded notes: one Acoustic Grand Piano, estimated key, source text event, and a tempo map
+                  beats: np.ndarray | None = None, tempo: float | None = None, key_number: int | None = None,
+                  pedal: np.ndarray | None = None):
+    """PrettyMIDI of decoded notes: one Acoustic Grand Piano (with ``pedal`` intervals ``[k, 2]`` s as CC64
+    events), estimated key, source text event, and a tempo map
     from the beats tracked in the notes (so that bars line up in a DAW; note times in seconds are unchanged),
-    or one constant estimated tempo when ``tempo_map`` is off, librosa is missing (light install) or there are
+    or one constant estimated tempo when ``tempo_map`` is off or there are
     too few notes.  ``beats``, ``tempo`` and ``key_number`` are estimated from the notes unless given."""
     import pretty_midi
 
-    from .midi import notes_to_pretty_midi
-    from .music import estimate_key, estimate_tempo
+    from .midi import notes_to_pretty_midi, pedal_control_changes
 
     tempo = estimate_tempo(notes) if tempo is None else tempo
     key_number = estimate_key(notes)[0] if key_number is None else key_number
     pm = notes_to_pretty_midi(notes, program=0, name="Acoustic Grand Piano")
+    if pedal is not None:
+        pm.instruments[0].control_changes = pedal_control_changes(pedal)
     out = pretty_midi.PrettyMIDI(initial_tempo=tempo)
     out.instruments = pm.instruments
     out.key_signature_changes.append(pretty_midi.KeySignature(key_number, 0.0))
     if source:
         out.text_events.append(pretty_midi.Text(midi_text(f"transcribed from {source}"), 0.0))
     if tempo_map:
-        from .music import apply_tempo_map
-
-        apply_tempo_map(out, beats_of(notes, tempo) if beats is None else beats)
+        apply_tempo_map(out, track_beats(notes, start_bpm=tempo) if beats is None else beats)
     return out
 
 
 def transcribe_rolls(rolls: dict, onset_threshold=DEFAULT_THRESHOLD, frame_threshold=DEFAULT_THRESHOLD, source: str | None = None):
     """Decode whole probability rolls to ``(notes, PrettyMIDI, tempo, key name)`` (for rolls already at hand)."""
-    from .music import estimate_key, estimate_tempo
-
     notes = decode_notes(rolls["frame"], rolls["onset"], rolls["velocity"], onset_threshold, frame_threshold)
     tempo = estimate_tempo(notes)
     key_number, key = estimate_key(notes)
@@ -107,18 +106,24 @@ def transcribe_rolls(rolls: dict, onset_threshold=DEFAULT_THRESHOLD, frame_thres
 
 def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshold=None, frame_threshold=None,
                progress: bool = False, source: str | None = None, keep_rolls: bool = False,
-               cleanup: Cleanup | str = DEFAULT_PRESET, tempo_map: bool = True) -> Transcription:
+               cleanup: Cleanup | str = DEFAULT_PRESET, tempo_map: bool = True,
+               durations: str = DEFAULT_DURATIONS) -> Transcription:
     """Transcribe ``audio``: a file path, or an array ``[n]`` / ``[n, channels]`` / ``[channels, n]`` with its
     ``sample_rate`` (Hz).  ``model``: None (the shipped default), a ``.keras`` / ``.tflite`` path, a loaded
     Keras model, or a :class:`~piano_transcription.predictor.Predictor`.  Thresholds (0..1, one value or 88)
     default to the model's own.  ``keep_rolls`` keeps the whole probability rolls in the result.
     ``cleanup``: a :class:`~piano_transcription.cleanup.Cleanup` or a preset name (short notes, doubled onsets).
-    ``tempo_map``: tempo changes that follow the tracked beats, else one constant tempo."""
-    from .music import estimate_key, estimate_tempo
+    ``tempo_map``: tempo changes that follow the tracked beats, else one constant tempo.  ``durations``:
+    ``"sounding"`` or ``"keys"`` (key-release note ends + CC64; needs a model with key and pedal heads)."""
 
     if isinstance(cleanup, str):
         clean_notes(np.zeros((0, 4)), cleanup)  # an unknown preset fails before the work
+    if durations not in DURATIONS:
+        raise ValueError(f"durations must be one of {', '.join(DURATIONS)}, got {durations!r}")
     predictor = load_predictor(model)
+    if durations == "keys" and not (predictor.has_keys and predictor.has_pedal):
+        raise ValueError(f"durations 'keys' needs a model with a key head and a pedal head; {predictor.path or 'this model'} "
+                         f"has {'only a pedal head' if predictor.has_pedal else 'neither'} (use 'sounding')")
     onset_t, frame_t = predictor.resolve(onset_threshold, frame_threshold)
     if isinstance(audio, AudioSource):
         src = audio
@@ -127,10 +132,10 @@ def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshol
         source = source or Path(audio).name
     else:
         src = AudioSource(audio, sample_rate, source or "samples")
-    decoder = StreamingDecoder(onset_t, frame_t)
+    decoder = StreamingDecoder(onset_t, frame_t, key_threshold=KEY_THRESHOLD if durations == "keys" else None)
     parts, pedal, kept = [], [], []
     for chunk in predictor.stream(src, progress):
-        parts.append(decoder.feed(chunk["frame"], chunk["onset"], chunk["velocity"]))
+        parts.append(decoder.feed(chunk["frame"], chunk["onset"], chunk["velocity"], chunk.get("keys")))
         if "pedal" in chunk:
             pedal.append(chunk["pedal"])
         if keep_rolls:
@@ -146,6 +151,8 @@ def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshol
         rolls = collect(kept)
     tempo = estimate_tempo(notes)
     key_number, key = estimate_key(notes)
-    beats = beats_of(notes, tempo)
-    return Transcription(notes, notes_to_midi(notes, source, tempo_map, beats, tempo, key_number), tempo, key,
-                         pedal_intervals, src.n_samples / src.target_sr, rolls, beats, source)
+    beats = track_beats(notes, start_bpm=tempo)
+    midi = notes_to_midi(notes, source, tempo_map, beats, tempo, key_number,
+                         pedal_intervals if durations == "keys" else None)
+    return Transcription(notes, midi, tempo, key, pedal_intervals, src.n_samples / src.target_sr, rolls, beats, source,
+                         durations)

@@ -123,8 +123,11 @@ def test_corpus_build_skips_bad_inputs_and_resumes(shared, tmp_path, capsys):
         assert shard["mel"].shape == (1, 626, 229) and np.isfinite(shard["mel"]).all()
         assert shard["frames"].sum() > 0
         assert shard["pedal_mask"][0] == (0 if e["source"] == "maps" else 1)
+        assert shard["keys_mask"][0] == (0 if e["source"] == "maps" else 1)
         if e["source"] == "sfz":
             assert shard["pedal"][0, :, 0].sum() > 0  # the composed performances use the pedal
+            # keys are held for less time than the notes sound under the pedal, never outside them
+            assert 0 < shard["keys"][0].sum() < shard["frames"][0].sum()
     # labels of a MAPS excerpt match its note table
     maps_entry = next(e for e in train.values() if e["source"] == "maps")
     assert maps_entry["input"].endswith("good.flac")

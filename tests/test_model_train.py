@@ -100,16 +100,19 @@ def test_tiny_batch_is_overfit():
 def test_training_resumes_from_the_saved_step(prepared, tmp_path):
     from piano_transcription.training.train import train
 
-    run = tmp_path / "run"
-    model, _ = train(prepared, run, "tiny", steps=6, batch_size=2, steps_per_epoch=3, save_every=2, stop_after=4,
-                     verbose=0)
+    run = tmp_path / "run"  # the model with every head (pedal and keys, masked losses) and a cosine decay
+    model, _ = train(prepared, run, "tiny_keys", steps=6, batch_size=2, steps_per_epoch=3, save_every=2, stop_after=4,
+                     verbose=0, cosine_decay=True)
     assert int(model.optimizer.iterations.numpy()) == 4
     assert (run / "checkpoint.keras").exists() and (run / "log.csv").exists()
-    model2, hist = train(prepared, run, "tiny", steps=6, batch_size=2, steps_per_epoch=3, save_every=2, verbose=0)
+    model2, hist = train(prepared, run, "tiny_keys", steps=6, batch_size=2, steps_per_epoch=3, save_every=2, verbose=0,
+                         cosine_decay=True)
     assert int(model2.optimizer.iterations.numpy()) == 6
-    # the Adam moments were restored, not re-initialised
+    assert np.isfinite(hist["loss"]).all() and "keys_loss" in hist
+    # the Adam moments were restored, not re-initialised, and so was the cosine schedule (zero at the last step)
     assert any(np.any(np.asarray(v)) for v in model2.optimizer.variables if "momentum" in v.path)
-    assert json.loads((run / "config.json").read_text())["config"]["lstm"] == CONFIGS["tiny"].lstm
+    assert float(model2.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+    assert json.loads((run / "config.json").read_text())["config"]["keys"] is True
     assert (run / "model.keras").exists()
 
 

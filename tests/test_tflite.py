@@ -137,21 +137,22 @@ def test_light_path_runs_without_tensorflow_and_librosa(exported, tmp_path):
     assert (tmp_path / "out" / "a.mid").exists()
 
 
-def test_pedal_model_exports_its_pedal_output(tmp_path):
+def test_pedal_and_key_heads_are_exported(tmp_path):
     import soundfile as sf
 
     from piano_transcription.model import build_model
     from piano_transcription.predictor import load_predictor
     from piano_transcription.transcribe import transcribe
 
-    path = export_tflite(build_model("tiny_pedal"), tmp_path / "p.tflite")
+    path = export_tflite(build_model("tiny_keys"), tmp_path / "p.tflite")
     lite = TFLiteModel(path)
-    assert lite.has_pedal
+    assert lite.has_pedal and lite.has_keys
     out = lite.run_window(np.zeros(WINDOW_SAMPLES, np.float32))
-    assert out["pedal_logits"].shape == (32, 3)
+    assert out["pedal_logits"].shape == (32, 3) and out["keys_logits"].shape == (32, 88)
     wav = tmp_path / "a.wav"
     sf.write(wav, np.random.default_rng(0).normal(0, 0.1, 40000).astype(np.float32), 16000)
     predictor = load_predictor(path)
-    assert predictor.backend == "tflite" and predictor.has_pedal
-    result = transcribe(wav, predictor, keep_rolls=True)
+    assert predictor.backend == "tflite" and predictor.has_pedal and predictor.has_keys
+    result = transcribe(wav, predictor, keep_rolls=True, durations="keys")
     assert result.rolls["pedal"].shape == (1 + 40000 // 512, 3) and result.pedal.shape[1] == 2
+    assert result.rolls["keys"].shape == (1 + 40000 // 512, 88)

@@ -326,6 +326,30 @@ def test_tempo_map_follows_tempo_changes_and_keeps_note_times(tmp_path):
 
 
 @pytest.mark.slow
+def test_beat_tracker_agrees_with_librosa():
+    """Our numpy dynamic program finds the beats librosa's (numba) beat tracker finds, on a jittered performance
+    whose tempo drifts."""
+    librosa = pytest.importorskip("librosa")
+    from piano_transcription.midi import make_notes
+    from piano_transcription.music import beat_track, envelope_tempo, estimate_tempo, local_tempo, onset_envelope
+
+    rng = np.random.default_rng(0)
+    t = np.cumsum(rng.choice([0.25, 0.5, 0.5, 0.75], 300) * np.linspace(1.0, 1.3, 300))
+    notes = make_notes([(s + rng.normal(0, 0.01), s + 0.4, 60 + rng.integers(-12, 12), 70 + rng.integers(-20, 20))
+                        for s in t])
+    env = onset_envelope(notes)
+    tempo = local_tempo(env, 100.0, estimate_tempo(notes))
+    ours = beat_track(env, 100.0, tempo)
+    _, theirs = librosa.beat.beat_track(onset_envelope=env, sr=100 * 512, hop_length=512, bpm=tempo, trim=False)
+    assert abs(len(ours) - len(theirs)) <= 2
+    assert np.mean(np.abs(ours[:, None] - theirs[None, :]).min(axis=1) <= 1) >= 0.95
+    # and the tempo estimate of each block is librosa's
+    for s in range(0, len(env) - 800, 400):
+        want = librosa.feature.tempo(onset_envelope=env[s:s + 800], sr=100 * 512, hop_length=512,
+                                     start_bpm=120.0, ac_size=4.0)[0]
+        assert envelope_tempo(env[s:s + 800], 100.0, 120.0, window=400) == pytest.approx(want, rel=0.02)
+
+
 def test_tempo_map_of_a_rendered_performance(tmp_path):
     """The same performance rendered with FluidSynth and transcribed by the shipped model."""
     from piano_transcription.corpus.synth import render_fluidsynth
@@ -416,6 +440,65 @@ def test_score_of_performed_notes_keeps_pitch_bar_and_beat(tmp_path):
     np.testing.assert_allclose(quantize(np.array([0.26, 0.32, 0.68, 1.02])), [0.25, 1 / 3, 2 / 3, 1.0])
     left = split_hands(notes)
     assert np.all(left[notes[:, 2] < 60]) and not np.any(left[notes[:, 2] >= 72])
+
+
+def accented_performance(beats_per_bar: int, pickup: int, bars: int = 10, seed: int = 0):
+    """A piece whose bars are marked only by accents: a long bass note on each downbeat, short off-beat chords, a
+    melody note on every beat, after ``pickup`` beats of melody alone; performed at 110 -> 100 BPM with 10 ms
+    jitter.  Returns ``(events, notes)`` as :func:`score_performance`, bars counted as in the score (the pickup
+    bar is bar 1)."""
+    from piano_transcription.midi import make_notes
+
+    rng = np.random.default_rng(seed)
+    m = beats_per_bar
+    first = 2 if pickup else 1
+    events = [(first - 1, m - pickup + i, 1.0, 76 + i) for i in range(pickup)]
+    for bar in range(bars):
+        for b in range(m):
+            events.append((first + bar, b, 1.0, 72 + (bar * m + b) % 7))
+            if b == 0:
+                events.append((first + bar, 0, float(m), 36 + bar % 5))
+            else:
+                events += [(first + bar, b, 0.5, p) for p in (55, 59)]
+    total = bars * m + pickup
+
+    def time_at(x):  # seconds at beat x (from the first note) under the drifting tempo
+        xs = np.linspace(0, x, 200)
+        return np.trapezoid(60.0 / (110.0 - 10.0 * xs / total), xs)
+
+    def beat_of(bar, beat):
+        return (bar - first) * m + beat + pickup
+
+    rows = [(0.5 + time_at(beat_of(bar, beat)) + rng.normal(0, 0.01), 0.48 + time_at(beat_of(bar, beat) + dur), p,
+             100 if beat == 0 and p < 48 else 70) for bar, beat, dur, p in events]
+    return [(p, bar, beat) for bar, beat, dur, p in events], make_notes(rows)
+
+
+@pytest.mark.parametrize("beats_per_bar,pickup", [(3, 0), (3, 1), (4, 2)])
+def test_time_signature_and_downbeats_from_accents(tmp_path, beats_per_bar, pickup):
+    import music21
+
+    from piano_transcription.music import estimate_meter, track_beats
+    from piano_transcription.score import downbeat_beats, write_musicxml
+
+    events, notes = accented_performance(beats_per_bar, pickup)
+    beats = track_beats(notes)
+    m, first = estimate_meter(notes, downbeat_beats(notes, beats))
+    assert (m, first) == (beats_per_bar, pickup)
+    write_musicxml(notes, beats, tmp_path / "s.musicxml")
+    signatures = {ts.ratioString for ts in music21.converter.parse(str(tmp_path / "s.musicxml")).recurse()
+                  .getElementsByClass("TimeSignature")}
+    assert signatures == {f"{beats_per_bar}/4"}
+    assert score_matches(tmp_path / "s.musicxml", events) >= 0.9
+
+
+def test_no_accents_keep_four_four_from_the_first_beat():
+    from piano_transcription.music import estimate_meter, track_beats
+    from piano_transcription.score import downbeat_beats
+
+    for seed in (0, 1):  # chords on every beat, equal weight; the bass alternates every bar
+        _, notes = score_performance(seed)
+        assert estimate_meter(notes, downbeat_beats(notes, track_beats(notes))) == (4, 0)
 
 
 @pytest.mark.slow

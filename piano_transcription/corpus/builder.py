@@ -46,7 +46,7 @@ from ..constants import HOP_LENGTH, SAMPLE_RATE, SEGMENT_FRAMES
 from ..io import atomic_path
 from ..midi import (END, START, MidiError, apply_sustain_pedal, last_event_time, notes_to_pretty_midi, pedal_intervals,
                     read_performance)
-from ..training.labels import notes_to_rolls, pedal_rolls
+from ..training.labels import key_rolls, notes_to_rolls, pedal_rolls
 from ..training.maestro import Example, save_shard
 from ..training.recordings import labelled_recordings, read_tsv_notes
 from .augment import augment, load_impulse_responses
@@ -139,11 +139,13 @@ def performance_excerpt(keys: np.ndarray, pedal_events, start: float, renderer: 
     n = CONTEXT_FRAMES + SEGMENT_FRAMES
     rolls = notes_to_rolls(sounding, n_frames=n).slice(CONTEXT_FRAMES, n)
     pedal = pedal_rolls(intervals, n)[CONTEXT_FRAMES:]
-    return Example(log_mel(normalize(seg)), rolls, SEGMENT_FRAMES, pedal)
+    held = key_rolls(sel, n)[CONTEXT_FRAMES:]
+    return Example(log_mel(normalize(seg)), rolls, SEGMENT_FRAMES, pedal, held)
 
 
 def recording_excerpt(samples: np.ndarray, notes: np.ndarray, start: float, rng, impulse_responses=None) -> Example:
-    """One 20 s training example of a labelled recording from ``start`` s (no pedal labels)."""
+    """One 20 s training example of a labelled recording from ``start`` s (no pedal or key labels: the
+    note tables' offsets already include the pedal)."""
     context = CONTEXT_FRAMES * HOP_LENGTH / SAMPLE_RATE
     t0 = max(start - context, 0.0)
     c0 = int(round((start - t0) * SAMPLE_RATE))

@@ -14,12 +14,14 @@ from ..constants import N_KEYS, N_MELS, PEDAL_CHANNELS, SEGMENT_FRAMES
 from .maestro import load_shard, shard_paths
 
 
-SEGMENT_ARRAYS = ("mel", "onsets", "offsets", "frames", "velocities", "pedal")  # per-frame arrays of a shard
+SEGMENT_ARRAYS = ("mel", "onsets", "offsets", "frames", "velocities", "pedal", "keys")  # per-frame arrays of a shard
 
 
-def segment_generator(paths, shuffle: bool, seed: int, repeat: bool, pedal: bool = False, frames: int | None = None):
+def segment_generator(paths, shuffle: bool, seed: int, repeat: bool, pedal: bool = False, frames: int | None = None,
+                      keys: bool = False):
     """Yield ``(mel, targets)`` per segment from shard ``paths``; with ``pedal`` the targets include
-    ``pedal`` ``[frames, 4]``: the three pedal channels and the example's label mask repeated per frame.
+    ``pedal`` ``[frames, 4]``: the three pedal channels and the example's label mask repeated per frame;
+    with ``keys``, ``keys`` ``[frames, 89]``: the key-down labels and their mask.
     With ``frames`` shorter than the stored segments, each example is a random crop of that many frames
     (within the segment's valid frames where it has enough)."""
     rng = np.random.default_rng(seed)
@@ -42,6 +44,9 @@ def segment_generator(paths, shuffle: bool, seed: int, repeat: bool, pedal: bool
                 if pedal:
                     mask = np.full((len(shard_k["mel"]), 1), shard["pedal_mask"][k], np.float32)
                     targets["pedal"] = np.concatenate([shard_k["pedal"], mask], axis=-1)
+                if keys:
+                    mask = np.full((len(shard_k["mel"]), 1), shard["keys_mask"][k], np.float32)
+                    targets["keys"] = np.concatenate([shard_k["keys"], mask], axis=-1)
                 yield shard_k["mel"], targets
         if not repeat:
             return
@@ -49,8 +54,9 @@ def segment_generator(paths, shuffle: bool, seed: int, repeat: bool, pedal: bool
 
 def make_dataset(prepared_dir: str | os.PathLike, split: str = "train", batch_size: int = 4, shuffle: bool = True,
                  repeat: bool = True, shuffle_buffer: int = 256, seed: int = 0, frames: int = SEGMENT_FRAMES,
-                 pedal: bool = False):
-    """A ``tf.data.Dataset`` of ``(mel [B, frames, 229], {onset, offset, frame, velocity[, pedal]})`` batches."""
+                 pedal: bool = False, keys: bool = False):
+    """A ``tf.data.Dataset`` of ``(mel [B, frames, 229], {onset, offset, frame, velocity[, pedal][, keys]})``
+    batches."""
     from ..tf_env import quiet_tensorflow
 
     quiet_tensorflow()
@@ -65,8 +71,10 @@ def make_dataset(prepared_dir: str | os.PathLike, split: str = "train", batch_si
                   "velocity": tf.TensorSpec((frames, 2 * N_KEYS), tf.float32)})
     if pedal:
         signature[1]["pedal"] = tf.TensorSpec((frames, len(PEDAL_CHANNELS) + 1), tf.float32)
+    if keys:
+        signature[1]["keys"] = tf.TensorSpec((frames, N_KEYS + 1), tf.float32)
     crop = frames if frames != SEGMENT_FRAMES else None
-    ds = tf.data.Dataset.from_generator(lambda: segment_generator(paths, shuffle, seed, repeat, pedal, crop),
+    ds = tf.data.Dataset.from_generator(lambda: segment_generator(paths, shuffle, seed, repeat, pedal, crop, keys),
                                         output_signature=signature)
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)

@@ -53,7 +53,8 @@ def score_notes(ref_notes: np.ndarray, est_notes: np.ndarray, n_frames: int) -> 
 
 def predict_split(model, prepared_dir, split: str, progress: bool = True, limit: int | None = None):
     """Yield one dict per example: ``piece``, ``segment``, predicted ``rolls`` and the reference
-    ``ref_notes``, ``ref_frames`` and ``ref_onsets``."""
+    ``ref_notes``, ``ref_frames``, ``ref_onsets``, ``ref_pedal`` and ``ref_keys`` (with ``pedal_known`` and
+    ``keys_known``: whether the source had those labels)."""
     from tqdm.auto import tqdm
 
     from ..inference import predict_mel
@@ -77,7 +78,8 @@ def predict_split(model, prepared_dir, split: str, progress: bool = True, limit:
                 ref_notes = label_notes(shard["onsets"][k][:length], ref_frames, shard["velocities"][k][:length])
             yield dict(piece=pid, segment=k, rolls=rolls, ref_notes=ref_notes, ref_frames=ref_frames,
                        ref_onsets=shard["onsets"][k][:length], ref_pedal=shard["pedal"][k][:length],
-                       pedal_known=bool(shard["pedal_mask"][k]))
+                       pedal_known=bool(shard["pedal_mask"][k]), ref_keys=shard["keys"][k][:length],
+                       keys_known=bool(shard["keys_mask"][k]))
 
 
 def evaluate(model, prepared_dir, split: str = "test", onset_threshold=DEFAULT_THRESHOLD,

@@ -89,6 +89,11 @@ def notes_to_rolls(notes: np.ndarray, n_frames: int | None = None, max_velocity:
     return rolls if n_frames is None else rolls.padded(n_frames)
 
 
+def key_rolls(keys: np.ndarray, n_frames: int, fps: float = FRAMES_PER_SECOND) -> np.ndarray:
+    """Key-down labels ``[n_frames, 88]`` (uint8): 1 from a key's press to its release, the sustain pedal
+    NOT applied (``keys`` are the performance's notes before :func:`~piano_transcription.midi.apply_sustain_pedal`).
+    The same frame rule as the ``frames`` roll."""
+    return notes_to_rolls(keys, n_frames=n_frames, fps=fps).frames
 
 
 

@@ -8,6 +8,8 @@
 * pedal (models with the sustain-pedal head): the log loss of the three pedal channels, averaged over
   frames and channels, times the example's label mask (0 where the source has no pedal labels, such
   as MAPS's note tables).  Its target packs ``[pedal labels (3), mask]`` (``[B, T, 4]``).
+* keys (models with the key head): the same masked log loss over 88 keys (``[B, T, 89]``): only
+  rendered MIDI knows when a key is released under the pedal.
 
 The total training loss is the sum.
 """
@@ -36,8 +38,9 @@ def velocity_loss(y_true, y_pred):
     return ops.mean(ops.sum(onsets * ops.square(velocity - y_pred), axis=-1), axis=1)
 
 
-def pedal_loss(y_true, y_pred):
-    """Per-example masked pedal log loss ``[B]``; ``y_true`` is ``[pedal labels (3), mask]`` stacked."""
+def masked_log_loss(y_true, y_pred):
+    """Per-example masked log loss ``[B]`` (mean over frames and channels); ``y_true`` is ``[labels, mask]``
+    stacked on the last axis (the mask: 1 where the example's labels are known)."""
     from keras import ops
 
     y_true = ops.cast(y_true, y_pred.dtype)
@@ -47,9 +50,15 @@ def pedal_loss(y_true, y_pred):
     return ops.mean(loss * mask, axis=(1, 2))
 
 
-def losses(pedal: bool = False) -> dict:
-    """Loss per output name, for ``model.compile`` (with the pedal head's when ``pedal``)."""
+pedal_loss = masked_log_loss  # the name older checkpoints were compiled with
+
+
+def losses(pedal: bool = False, keys: bool = False) -> dict:
+    """Loss per output name, for ``model.compile`` (with the pedal head's when ``pedal``, the key head's
+    when ``keys``)."""
     out = {"onset": log_loss, "offset": log_loss, "frame": log_loss, "velocity": velocity_loss}
     if pedal:
-        out["pedal"] = pedal_loss
+        out["pedal"] = masked_log_loss
+    if keys:
+        out["keys"] = masked_log_loss
     return out

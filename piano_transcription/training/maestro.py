@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import (HOP_LENGTH, SAMPLE_RATE, SEGMENT_FRAMES, SEGMENT_MIN_SECONDS, SEGMENT_SECONDS,
+from ..constants import (HOP_LENGTH, N_KEYS, SAMPLE_RATE, SEGMENT_FRAMES, SEGMENT_MIN_SECONDS, SEGMENT_SECONDS,
                         frames_for_samples)
 from ..midi import START
 
@@ -169,13 +169,14 @@ class Example:
     rolls: "object"  # labels.Rolls
     length: int  # valid (unpadded) frames
     pedal: np.ndarray | None = None  # [frames, 3] sustain-pedal labels (labels.pedal_rolls); None: unknown
+    keys: np.ndarray | None = None  # [frames, 88] key-down labels (labels.key_rolls); None: unknown
 
 
 def piece_examples(audio_path, midi_path, split: str) -> list[Example]:
     """Load one piece and turn it into training examples (segments) or one whole test example."""
     from ..audio import load_audio, log_mel
     from ..midi import apply_sustain_pedal, last_event_time, pedal_intervals, read_performance
-    from .labels import notes_to_rolls, pedal_rolls
+    from .labels import key_rolls, notes_to_rolls, pedal_rolls
 
     samples = load_audio(audio_path)
     keys, pedal_events = read_performance(midi_path)
@@ -184,8 +185,9 @@ def piece_examples(audio_path, midi_path, split: str) -> list[Example]:
     n_frames = frames_for_samples(len(samples))
     rolls = notes_to_rolls(notes, n_frames=n_frames)
     pedal = pedal_rolls(intervals, n_frames)
+    held = key_rolls(keys, n_frames)
     if split == "test":
-        return [Example(log_mel(samples), rolls, n_frames, pedal)]
+        return [Example(log_mel(samples), rolls, n_frames, pedal, held)]
     examples = []
     points = find_split_points(notes, samples)
     pad_to = int(SEGMENT_SECONDS * SAMPLE_RATE)
@@ -201,7 +203,9 @@ def piece_examples(audio_path, midi_path, split: str) -> list[Example]:
         seg_rolls = rolls.slice(f0, f0 + length).padded(SEGMENT_FRAMES)
         seg_pedal = np.zeros((SEGMENT_FRAMES, 3), np.uint8)
         seg_pedal[:length] = pedal[f0: f0 + length][:SEGMENT_FRAMES]
-        examples.append(Example(log_mel(padded), seg_rolls, length, seg_pedal))
+        seg_keys = np.zeros((SEGMENT_FRAMES, N_KEYS), np.uint8)
+        seg_keys[:length] = held[f0: f0 + length][:SEGMENT_FRAMES]
+        examples.append(Example(log_mel(padded), seg_rolls, length, seg_pedal, seg_keys))
     return examples
 
 
@@ -222,6 +226,9 @@ def save_shard(path: str | os.PathLike, examples: list[Example]) -> None:
                 pedal=np.stack([np.zeros((len(e.mel), 3), np.uint8) if e.pedal is None else e.pedal
                                 for e in examples]).astype(np.uint8),
                 pedal_mask=np.array([e.pedal is not None for e in examples], np.uint8),
+                keys=np.stack([np.zeros((len(e.mel), N_KEYS), np.uint8) if e.keys is None else e.keys
+                               for e in examples]).astype(np.uint8),
+                keys_mask=np.array([e.keys is not None for e in examples], np.uint8),
             )
 
 
@@ -229,7 +236,8 @@ def load_shard(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read a shard written by :func:`save_shard` (mel as float32, rolls as float32).
 
     ``pedal`` ``[n, frames, 3]`` and ``pedal_mask`` ``[n]`` (1 where the pedal labels are known) are
-    zeros for shards written before the pedal labels existed."""
+    zeros for shards written before the pedal labels existed; so are ``keys`` ``[n, frames, 88]`` and
+    ``keys_mask`` ``[n]`` for shards written before the key labels."""
     with np.load(path) as z:
         out = {k: z[k] for k in z.files}
     for k in ("mel", "onsets", "offsets", "frames", "velocities"):
@@ -237,6 +245,8 @@ def load_shard(path: str | os.PathLike) -> dict[str, np.ndarray]:
     n, frames = out["mel"].shape[:2]
     out["pedal"] = out["pedal"].astype(np.float32) if "pedal" in out else np.zeros((n, frames, 3), np.float32)
     out["pedal_mask"] = out["pedal_mask"].astype(np.float32) if "pedal_mask" in out else np.zeros(n, np.float32)
+    out["keys"] = out["keys"].astype(np.float32) if "keys" in out else np.zeros((n, frames, N_KEYS), np.float32)
+    out["keys_mask"] = out["keys_mask"].astype(np.float32) if "keys_mask" in out else np.zeros(n, np.float32)
     return out
 
 

@@ -24,33 +24,40 @@ DECAY_RATE = 0.98
 CLIP_NORM = 3.0
 
 
-def make_optimizer(learning_rate: float = LEARNING_RATE):
-    """Adam, exponential staircase decay (x0.98 every 10k steps), global-norm clipping at 3."""
+def make_optimizer(learning_rate: float = LEARNING_RATE, cosine_steps: int | None = None):
+    """Adam with global-norm clipping at 3 and Magenta's exponential staircase decay (x0.98 every 10k steps),
+    or, with ``cosine_steps``, a cosine decay from ``learning_rate`` to zero over that many steps (for
+    fine-tuning runs of known length)."""
     import keras
 
-    schedule = keras.optimizers.schedules.ExponentialDecay(learning_rate, DECAY_STEPS, DECAY_RATE, staircase=True)
+    if cosine_steps:
+        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, cosine_steps)
+    else:
+        schedule = keras.optimizers.schedules.ExponentialDecay(learning_rate, DECAY_STEPS, DECAY_RATE, staircase=True)
     return keras.optimizers.Adam(schedule, global_clipnorm=CLIP_NORM)
 
 
 def loss_objects() -> dict:
     """The loss functions by name, to load a compiled checkpoint."""
-    from .losses import log_loss, pedal_loss, velocity_loss
+    from .losses import log_loss, masked_log_loss, velocity_loss
 
-    return {"log_loss": log_loss, "velocity_loss": velocity_loss, "pedal_loss": pedal_loss}
+    return {"log_loss": log_loss, "velocity_loss": velocity_loss, "pedal_loss": masked_log_loss,
+            "masked_log_loss": masked_log_loss}
 
 
-def compile_model(model, learning_rate: float = LEARNING_RATE):
+def compile_model(model, learning_rate: float = LEARNING_RATE, cosine_steps: int | None = None):
     """Compile with the losses of the model's heads (summed) and the optimizer."""
-    from ..model import has_pedal
+    from ..model import has_keys, has_pedal
     from .losses import losses
 
-    model.compile(optimizer=make_optimizer(learning_rate), loss=losses(has_pedal(model)), jit_compile=False)
+    model.compile(optimizer=make_optimizer(learning_rate, cosine_steps), loss=losses(has_pedal(model), has_keys(model)),
+                  jit_compile=False)
     return model
 
 
-def random_batch(batch_size: int, frames: int, pedal: bool, seed: int = 0):
+def random_batch(batch_size: int, frames: int, pedal: bool, seed: int = 0, keys: bool = False):
     """A batch of random inputs and targets with the training shapes (``mel``, and the targets of the heads;
-    ``pedal`` adds the pedal head's), for timing steps."""
+    ``pedal`` adds the pedal head's, ``keys`` the key head's), for timing steps."""
     import numpy as np
 
     from ..constants import N_KEYS, N_MELS, PEDAL_CHANNELS
@@ -61,6 +68,8 @@ def random_batch(batch_size: int, frames: int, pedal: bool, seed: int = 0):
     y["velocity"] = np.concatenate([y["onset"] * 0.5, y["onset"]], axis=-1)
     if pedal:
         y["pedal"] = (rng.random((batch_size, frames, len(PEDAL_CHANNELS) + 1)) < 0.3).astype(np.float32)
+    if keys:
+        y["keys"] = (rng.random((batch_size, frames, N_KEYS + 1)) < 0.05).astype(np.float32)
     return x, y
 
 
@@ -68,10 +77,10 @@ def seconds_per_step(config="small", batch_size: int = 4, frames: int | None = N
     """Measured seconds of one optimizer step of ``config`` on this machine (random data of ``frames`` frames,
     default 20 s; after one warm-up step), for estimating how long a training run takes."""
     from ..constants import SEGMENT_FRAMES
-    from ..model import build_model, has_pedal
+    from ..model import build_model, has_keys, has_pedal
 
     model = compile_model(build_model(config))
-    x, y = random_batch(batch_size, frames or SEGMENT_FRAMES, has_pedal(model))
+    x, y = random_batch(batch_size, frames or SEGMENT_FRAMES, has_pedal(model), keys=has_keys(model))
     model.train_on_batch(x, y)
     t0 = time.perf_counter()
     for _ in range(repeats):
@@ -82,7 +91,7 @@ def seconds_per_step(config="small", batch_size: int = 4, frames: int | None = N
 def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: int = 4, steps_per_epoch: int = 100,
           save_every: int = 100, learning_rate: float = LEARNING_RATE, seed: int = 0, mixed_precision: bool = False,
           validation_steps: int | None = None, init_model=None, verbose: int = 1, stop_after: int | None = None,
-          keep_every: int | None = None, crop_seconds: float | None = None):
+          keep_every: int | None = None, crop_seconds: float | None = None, cosine_decay: bool = False):
     """Train (or resume) a model on a prepared data set; return ``(model, history dict)``.
 
     ``steps`` is the total number of optimizer steps: a resumed run continues from the step and
@@ -98,7 +107,8 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
 
     from ..constants import FRAMES_PER_SECOND, SEGMENT_FRAMES
     from .dataset import make_dataset
-    from ..model import build_model, custom_objects, get_config, has_pedal, load_model, save_model, transfer_weights
+    from ..model import (build_model, custom_objects, get_config, has_keys, has_pedal, load_model, save_model,
+                         transfer_weights)
 
     from .maestro import DatasetError, shard_paths
 
@@ -121,19 +131,21 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
                 fresh = transfer_weights(load_model(init_model), model)
                 if fresh:
                     print(f"fine-tuning {init_model}: new layers {', '.join(fresh)}", flush=True)
-            compile_model(model, learning_rate)
+            compile_model(model, learning_rate, steps if cosine_decay else None)
             (run_dir / "config.json").write_text(json.dumps(
                 dict(config=cfg.__dict__, steps=steps, batch_size=batch_size, learning_rate=learning_rate,
+                     cosine_decay=cosine_decay, crop_seconds=crop_seconds,
                      seed=seed, prepared_dir=str(prepared_dir), init_model=str(init_model) if init_model else None),
                 indent=1))
     start_step = int(model.optimizer.iterations.numpy())
     batch_size *= strategy.num_replicas_in_sync
-    pedal = has_pedal(model)
+    pedal, keys = has_pedal(model), has_keys(model)
     frames = int(crop_seconds * FRAMES_PER_SECOND) + 1 if crop_seconds else SEGMENT_FRAMES
     train_ds = make_dataset(prepared_dir, "train", batch_size, shuffle=True, repeat=True, seed=seed + start_step,
-                            pedal=pedal, frames=frames)
+                            pedal=pedal, frames=frames, keys=keys)
     try:
-        val_ds = make_dataset(prepared_dir, "validation", batch_size, shuffle=False, repeat=False, pedal=pedal)
+        val_ds = make_dataset(prepared_dir, "validation", batch_size, shuffle=False, repeat=False, pedal=pedal,
+                              keys=keys)
         if validation_steps:
             val_ds = val_ds.take(validation_steps)
     except ValueError:
@@ -181,13 +193,18 @@ def main(argv=None, prog: str = "python -m piano_transcription.training.train") 
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("prepared_dir", help="folder written by prepare_dataset (manifest.json + shards)")
     p.add_argument("run_dir", help="folder for checkpoints, logs and model.keras (resumed if it exists)")
-    p.add_argument("--config", default="small", help="model size: maestro, small, small_pedal or tiny (default small)")
+    p.add_argument("--config", default="small",
+                   help="model size: maestro, small, small_pedal, small_keys or tiny (default small)")
     p.add_argument("--pedal", action="store_true", help="add the sustain-pedal head to the config")
+    p.add_argument("--keys", action="store_true",
+                   help="add the key head (key held down, for note ends at key release; implies --pedal)")
     p.add_argument("--steps", type=int, default=20000, help="total optimizer steps")
     p.add_argument("--batch-size", type=int, default=4, help="20 s segments per step and GPU (default 4)")
     p.add_argument("--steps-per-epoch", type=int, default=500, help="steps between validation runs")
     p.add_argument("--save-every", type=int, default=250, help="steps between checkpoints")
     p.add_argument("--learning-rate", type=float, default=LEARNING_RATE)
+    p.add_argument("--cosine-decay", action="store_true",
+                   help="decay the learning rate to zero over --steps along a cosine (default: Magenta's staircase)")
     p.add_argument("--validation-steps", type=int, default=None, help="validation batches per epoch (default all)")
     p.add_argument("--init-model", default=None, help=".keras file to start from")
     p.add_argument("--crop-seconds", type=float, default=None,
@@ -197,12 +214,12 @@ def main(argv=None, prog: str = "python -m piano_transcription.training.train") 
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs with tensor cores)")
     a = p.parse_args(argv)
-    from ..model import with_pedal
+    from ..model import with_heads
 
-    config = with_pedal(a.config) if a.pedal else a.config
+    config = with_heads(a.config, a.pedal, a.keys)
     train(a.prepared_dir, a.run_dir, config, a.steps, a.batch_size, a.steps_per_epoch, a.save_every,
           a.learning_rate, a.seed, a.mixed_precision, a.validation_steps, a.init_model, verbose=2,
-          keep_every=a.keep_every, crop_seconds=a.crop_seconds)
+          keep_every=a.keep_every, crop_seconds=a.crop_seconds, cosine_decay=a.cosine_decay)
 
 
 if __name__ == "__main__":
