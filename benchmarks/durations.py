@@ -13,7 +13,8 @@ or 50 ms) for:
   against the sounding notes, the test of whether a keys MIDI plays back like the recording;
 * ``keys, frame ends``: the sounding notes scored against the keys, what a user gets without a key head.
 
-Key-release threshold: ``--key-threshold`` (default the product's).
+The model's own thresholds (onset, frame, offset) as the product uses them; key-release threshold:
+``--key-threshold`` (default the product's).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def main() -> None:
             print(f"{Path(path).name}: no key head")
             continue
         t = load_thresholds(path)
-        onset_t, frame_t = t.get("onset", 0.5), t.get("frame", 0.5)
+        onset_t, frame_t, offset_t = t.get("onset", 0.5), t.get("frame", 0.5), t.get("offset")
         rows = {k: [] for k in key_thresholds}
         frame_ends = []
         n = 0
@@ -63,7 +64,7 @@ def main() -> None:
             r = ex["rolls"]
             ref_sound = ex["ref_notes"]
             ref_keys = label_notes(ex["ref_onsets"], ex["ref_keys"], np.zeros_like(ex["ref_keys"]))
-            sounding = decode_notes(r["frame"], r["onset"], r["velocity"], onset_t, frame_t)
+            sounding = decode_notes(r["frame"], r["onset"], r["velocity"], onset_t, frame_t, r["offset"], offset_t)
             pedal = decode_pedal(r["pedal"])
             f1 = lambda ref, est: note_metrics(ref, est)["note_with_offset_f1"]  # noqa: E731
             frame_ends.append((f1(ref_sound, sounding), f1(ref_keys, sounding)))
@@ -71,8 +72,8 @@ def main() -> None:
                 keyed = key_release_ends(sounding, r["keys"], kt)
                 rows[kt].append((f1(ref_keys, keyed), f1(ref_sound, apply_sustain_pedal(keyed, pedal))))
         fe = np.mean(frame_ends, axis=0)
-        print(f"{Path(path).name} ({n} excerpts of {a.split}, thresholds onset {onset_t} / frame {frame_t}): "
-              f"note-with-offset F1")
+        print(f"{Path(path).name} ({n} excerpts of {a.split}, its thresholds (onset {np.mean(onset_t):.2f}, frame "
+              f"{np.mean(frame_t):.2f}, offset {offset_t})): note-with-offset F1")
         print(f"  sounding vs sounding notes      {fe[0]:.3f}")
         print(f"  sounding vs keys (no key head)  {fe[1]:.3f}")
         for kt in key_thresholds:

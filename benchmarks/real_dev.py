@@ -72,6 +72,64 @@ def threshold_sweep(model_path, recordings, refs, n_frames, grid=(0.3, 0.4, 0.5,
           f"frame F1 {cv.frame_f1.mean():.3f}; best on all pieces: {table.note_f1.idxmax()}")
 
 
+def offset_analysis(model_path, recordings, refs, n_frames, grid=(None, 0.3, 0.5, 0.7)) -> None:
+    """Where note ends go wrong: for the notes whose onset matches (mir_eval), the ratio of transcribed to true
+    length (quantiles; shares too long / too short by more than the note-with-offset tolerance), and the
+    note-with-offset F1 when the offset head also ends notes (``decode_notes``'s ``offset_threshold``), and, for a
+    model with key and pedal heads, when notes end at key release and the decoded pedal lengthens them again."""
+    import mir_eval
+
+    from piano_transcription.decode import decode_notes, key_release_ends
+    from piano_transcription.midi import apply_sustain_pedal
+    from piano_transcription.predictor import load_predictor
+    from piano_transcription.training.evaluate import score_notes
+    from piano_transcription.transcribe import transcribe
+
+    predictor = load_predictor(model_path)
+    onset_t, frame_t = predictor.resolve()
+    ratios, scores, others = [], {g: [] for g in grid}, {g: [] for g in grid}
+    replay = []
+    for r in recordings:
+        result = transcribe(r.audio, predictor, keep_rolls=True)
+        rolls = result.rolls
+        ref = refs[r.name]
+        if "keys" in rolls:  # notes ended at key release, lengthened again by the decoded pedal
+            keyed = key_release_ends(decode_notes(rolls["frame"], rolls["onset"], rolls["velocity"], onset_t, frame_t),
+                                     rolls["keys"])
+            replay.append(score_notes(ref, apply_sustain_pedal(keyed, result.pedal), n_frames[r.name]))
+        for g in grid:
+            est = decode_notes(rolls["frame"], rolls["onset"], rolls["velocity"], onset_t, frame_t,
+                               offset_probs=rolls["offset"], offset_threshold=g)
+            m = score_notes(ref, est, n_frames[r.name])
+            scores[g].append(m["note_with_offset_f1"])
+            others[g].append((m["note_f1"], m["frame_f1"]))
+            if g is None:
+                pairs = mir_eval.transcription.match_notes(ref[:, :2], 440 * 2 ** ((ref[:, 2] - 69) / 12), est[:, :2],
+                                                           440 * 2 ** ((est[:, 2] - 69) / 12), offset_ratio=None)
+                for i, j in pairs:
+                    ratios.append((est[j, 1] - est[j, 0]) / max(ref[i, 1] - ref[i, 0], 1e-3))
+    ratios = np.asarray(ratios)
+    q = np.quantile(ratios, [0.1, 0.25, 0.5, 0.75, 0.9])
+    print(f"{Path(model_path).name}: transcribed / true length of {len(ratios)} onset-matched notes: quantiles "
+          f"10/25/50/75/90 % {np.round(q, 2).tolist()}; longer than 1.2x {np.mean(ratios > 1.2):.2f}, "
+          f"shorter than 0.8x {np.mean(ratios < 0.8):.2f}")
+    for g in grid:
+        note, frame = np.mean(others[g], axis=0)
+        print(f"  offset head threshold {g}: note-with-offset F1 {np.mean(scores[g]):.3f} (note F1 {note:.3f}, "
+              f"frame F1 {frame:.3f})")
+    folds = [np.arange(len(recordings)) % 2 == k for k in (0, 1)]
+    cv = np.zeros(len(recordings))
+    for choose, score in ((folds[0], folds[1]), (folds[1], folds[0])):
+        best = max(grid, key=lambda g: np.mean(np.asarray(scores[g])[choose]))
+        cv[score] = np.asarray(scores[best])[score]
+        print(f"  2-fold cross-validation: threshold {best} chosen on {choose.sum()} recordings")
+    print(f"  cross-validated note-with-offset F1 {cv.mean():.3f}")
+    if replay:
+        print(f"  key-release ends + decoded pedal: note-with-offset F1 "
+              f"{np.mean([m['note_with_offset_f1'] for m in replay]):.3f}, note F1 "
+              f"{np.mean([m['note_f1'] for m in replay]):.3f}, frame F1 {np.mean([m['frame_f1'] for m in replay]):.3f}")
+
+
 def model_systems(model_paths, recordings) -> dict[str, dict[str, np.ndarray]]:
     """Notes per recording for each model (Keras or TFLite, through the one transcription pipeline), with
     its shipped thresholds and, where those differ, with 0.5 everywhere."""
@@ -83,9 +141,9 @@ def model_systems(model_paths, recordings) -> dict[str, dict[str, np.ndarray]]:
     for path in model_paths:
         t0 = time.time()
         predictor = load_predictor(path)
-        shipped = {k: np.asarray(v) for k, v in predictor.thresholds.items()}
         name = Path(path).name
-        plain = any(np.any(v != 0.5) for v in shipped.values())
+        plain = any(np.any(v != 0.5) for k, v in predictor.thresholds.items() if k != "offset" and v is not None) \
+            or predictor.thresholds.get("offset") is not None
         systems[name] = {}
         if plain:
             systems[f"{name} (0.5)"] = {}
@@ -109,6 +167,8 @@ def main() -> None:
     p.add_argument("--per-piece", action="store_true", help="also print the note F1 of every recording")
     p.add_argument("--sweep", action="store_true",
                    help="global threshold grid for the first model, with a 2-fold cross-validated choice")
+    p.add_argument("--offsets", action="store_true",
+                   help="where the first model's note ends go wrong, and ending notes with its offset head")
     p.add_argument("--cleanup", action="store_true",
                    help="also score the first model's notes after each clean-up preset and a grid of settings")
     a = p.parse_args()
@@ -128,8 +188,10 @@ def main() -> None:
     print(f"{len(recordings)} recordings, {minutes:.1f} minutes, {sum(len(n) for n in refs.values())} notes")
 
     if a.sweep:
-        threshold_sweep(a.model[0], recordings, refs,
-                        n_frames)
+        threshold_sweep(a.model[0], recordings, refs, n_frames)
+        return
+    if a.offsets:
+        offset_analysis(a.model[0], recordings, refs, n_frames)
         return
     systems = model_systems(a.model, recordings)
     if a.basic_pitch:

@@ -3,7 +3,8 @@
 Transcription (the default)::
 
     piano-transcribe INPUT... [-o OUTDIR] [--model M.keras | --tflite M.tflite] [--onset-threshold T]
-                     [--frame-threshold T] [--plot] [--overwrite]
+                     [--frame-threshold T] [--offset-threshold T] [--durations sounding|keys] [--plot]
+                     [--musicxml] [--overwrite]
 
 Subcommands: ``demo``, ``prepare``, ``build-synthetic``, ``train``, ``tune-thresholds``,
 ``magenta-to-keras``, ``export-tflite`` (``piano-transcribe SUBCOMMAND --help`` for each).
@@ -107,6 +108,8 @@ def transcription_parser() -> argparse.ArgumentParser:
                    help="onset probability threshold, 0..1 (default: the model's own, else 0.5)")
     p.add_argument("--frame-threshold", type=threshold_arg, default=None,
                    help="frame probability threshold, 0..1 (default: the model's own, else 0.5)")
+    p.add_argument("--offset-threshold", type=threshold_arg, default=None,
+                   help="offset probability that also ends a note, 0..1 (default: the model's own, if it ships one)")
     p.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
                    help="note clean-up: none, studio (clean recordings) or room (noisy or reverberant); "
                         "default %(default)s")
@@ -174,8 +177,8 @@ def run_transcription(args) -> int:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 result = transcribe(path, predictor, onset_threshold=args.onset_threshold,
-                                    frame_threshold=args.frame_threshold, progress=not args.quiet,
-                                    keep_rolls=args.plot, cleanup=cleanup_from_args(args),
+                                    frame_threshold=args.frame_threshold, offset_threshold=args.offset_threshold,
+                                    progress=not args.quiet, keep_rolls=args.plot, cleanup=cleanup_from_args(args),
                                     tempo_map=not args.constant_tempo, durations=args.durations)
             for w in caught:
                 _err(f"warning: {w.message}")

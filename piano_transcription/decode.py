@@ -60,7 +60,7 @@ def decode_notes(frame_probs: np.ndarray, onset_probs: np.ndarray, velocity: np.
     onsets = onset_probs >= per_key(onset_threshold)
     active = (frame_probs >= per_key(frame_threshold)) | onsets
     if offset_probs is not None and offset_threshold is not None:
-        active &= ~(offset_probs >= per_key(offset_threshold))
+        active &= ~(offset_probs >= per_key(offset_threshold)) | onsets  # an offset ends a note, never stops one starting
     velocity = np.zeros_like(frame_probs) if velocity is None else velocity
     new_onset = onsets & ~np.vstack([np.zeros((1, N_KEYS), bool), onsets[:-1]])
     padded = np.vstack([np.zeros((1, N_KEYS), bool), active, np.zeros((1, N_KEYS), bool)])
@@ -87,12 +87,13 @@ class StreamingDecoder:
     """:func:`decode_notes` over rolls that arrive in consecutive chunks, with memory that does not grow
     with the recording: per key it carries only whether a note is sounding, where it began and the
     previous frame's onset.  ``feed`` returns the notes finished so far; ``finish`` the rest.  The
-    notes equal ``decode_notes`` on the whole rolls (tested).  With ``key_threshold`` the notes end at
-    their key's release instead (``feed`` then needs ``keys_probs``; equal to :func:`key_release_ends`)."""
+    notes equal ``decode_notes`` on the whole rolls (tested), with or without ``offset_threshold`` (the offset
+    head also ends notes).  With ``key_threshold`` the notes end at their key's release instead (``feed`` then needs ``keys_probs``; equal to :func:`key_release_ends`)."""
 
     def __init__(self, onset_threshold=DEFAULT_ONSET_THRESHOLD, frame_threshold=DEFAULT_FRAME_THRESHOLD,
-                 fps: float = FRAMES_PER_SECOND, key_threshold: float | None = None):
+                 fps: float = FRAMES_PER_SECOND, key_threshold: float | None = None, offset_threshold=None):
         self.onset_t, self.frame_t, self.fps = per_key(onset_threshold), per_key(frame_threshold), fps
+        self.offset_t = None if offset_threshold is None else per_key(offset_threshold)
         self.key_t = key_threshold
         self.released = np.full(N_KEYS, -1)  # frame of the key's release inside a sounding note, -1: held
         self.sounding = np.zeros(N_KEYS, bool)
@@ -108,13 +109,17 @@ class StreamingDecoder:
                          velocity_to_midi(self.velocity[k])))
 
     def feed(self, frame_probs: np.ndarray, onset_probs: np.ndarray, velocity: np.ndarray | None = None,
-             keys_probs: np.ndarray | None = None) -> np.ndarray:
+             keys_probs: np.ndarray | None = None, offset_probs: np.ndarray | None = None) -> np.ndarray:
         """Consume the next frames ``[n, 88]``; return the notes ``[m, 4]`` that ended in them."""
         if self.key_t is not None and keys_probs is None:
             raise ValueError("a decoder that ends notes at key release needs the key head's probabilities")
+        if self.offset_t is not None and offset_probs is None:
+            raise ValueError("a decoder that ends notes at detected offsets needs the offset head's probabilities")
         up = keys_probs < self.key_t if self.key_t is not None else np.zeros(frame_probs.shape, bool)
         onsets = onset_probs >= self.onset_t
         active = (frame_probs >= self.frame_t) | onsets
+        if self.offset_t is not None:
+            active &= ~(offset_probs >= self.offset_t) | onsets
         velocity = np.zeros_like(frame_probs) if velocity is None else velocity
         rows: list = []
         for i in range(len(frame_probs)):

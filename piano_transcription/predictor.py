@@ -25,7 +25,7 @@ from .constants import N_KEYS
 from .decode import DEFAULT_FRAME_THRESHOLD, DEFAULT_ONSET_THRESHOLD, per_key
 from .inference import collect
 
-THRESHOLD_NAMES = ("onset", "frame")
+THRESHOLD_NAMES = ("onset", "frame", "offset")  # offset: optional (None: the offset head ends no note)
 
 _MODEL_PATHS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # Keras model object -> its file
 
@@ -47,7 +47,7 @@ def check_threshold(value, name: str):
 
 
 def load_thresholds(model_path) -> dict:
-    """Tuned ``{"onset": [88], "frame": [88]}`` thresholds stored beside a model, or ``{}``."""
+    """Tuned ``{"onset": [88], "frame": [88][, "offset": ...]}`` thresholds stored beside a model, or ``{}``."""
     p = thresholds_path(model_path) if model_path is not None else None
     if p is not None and p.exists():
         data = json.loads(p.read_text())
@@ -72,10 +72,11 @@ class Predictor:
     def __init__(self, path: Path | None, thresholds: dict | None = None):
         self.path = path
         stored = load_thresholds(path) if path is not None else {}
-        self.thresholds = {"onset": DEFAULT_ONSET_THRESHOLD, "frame": DEFAULT_FRAME_THRESHOLD, **stored,
-                           **{k: v for k, v in (thresholds or {}).items() if v is not None}}
+        self.thresholds = {"onset": DEFAULT_ONSET_THRESHOLD, "frame": DEFAULT_FRAME_THRESHOLD, "offset": None,
+                           **stored, **{k: v for k, v in (thresholds or {}).items() if v is not None}}
         for k in THRESHOLD_NAMES:
-            check_threshold(self.thresholds[k], k)
+            if self.thresholds[k] is not None:
+                check_threshold(self.thresholds[k], k)
 
     @property
     def has_pedal(self) -> bool:
@@ -99,6 +100,12 @@ class Predictor:
         onset = check_threshold(onset_threshold, "onset") if onset_threshold is not None else self.thresholds["onset"]
         frame = check_threshold(frame_threshold, "frame") if frame_threshold is not None else self.thresholds["frame"]
         return per_key(onset), per_key(frame)
+
+    def offset_threshold(self, offset_threshold=None):
+        """The offset-head threshold that ends notes: the given one, else the model's own (None: off)."""
+        if offset_threshold is not None:
+            return check_threshold(offset_threshold, "offset")
+        return self.thresholds["offset"]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path) if self.path else 'in memory'})"

@@ -3,10 +3,11 @@
 The notes' times in seconds become beat positions through the beats tracked in them
 (:func:`piano_transcription.music.track_beats`); the time signature (4/4 or 3/4) and the downbeats come from the
 accents of the beats (:func:`piano_transcription.music.estimate_meter`: long, loud, low chords start bars), and
-notes before the first downbeat become a pickup bar, padded with rests in front. Onsets and durations are quantised to the nearest sixteenth or eighth-note
-triplet, notes are split between two staves by a split point that follows the hands (it moves with the recent
-pitches of each hand instead of staying at middle C), each staff's simultaneous notes become chords, and music21
-bars them in the time signature, tying notes across bar lines.
+notes before the first downbeat become a pickup bar, padded with rests in front. Onsets and durations are quantised
+to the nearest sixteenth or eighth-note triplet, notes are split between two staves by a split point that follows the hands (it moves with the recent
+pitches of each hand instead of staying at middle C), each staff's simultaneous notes of equal length become chords,
+overlapping ones at most two voices (the upper line in voice 1), and music21 bars them in the time signature, tying
+notes across bar lines.
 """
 
 from __future__ import annotations
@@ -74,6 +75,37 @@ def downbeat_beats(notes: np.ndarray, beats: np.ndarray) -> np.ndarray:
     return beats[first:] if len(beats) - first >= 2 else beats[-2:]
 
 
+MAX_VOICES = 2  # voices per staff
+
+
+def assign_voices(elements: list[tuple[float, float, list[int]]], max_voices: int = MAX_VOICES):
+    """Voices for a staff's elements ``(offset, duration, pitches)`` (beats): returns ``(voice per element,
+    durations)``.  At each onset the element with the highest pitch goes to voice 1 (the upper line) if voice 1
+    is free, the others to the next free voice; where every voice still holds a note, the voice whose note is
+    nearest in pitch takes the new element and its held note is shortened to end there (a score shows at most
+    ``max_voices`` voices per staff, as piano music is usually written)."""
+    order = sorted(range(len(elements)), key=lambda i: (elements[i][0], -max(elements[i][2])))
+    voice = [0] * len(elements)
+    durations = [e[1] for e in elements]
+    last: list[int] = []  # the last element of each voice
+    for i in order:
+        offset, _, pitches = elements[i]
+        free = [v for v, j in enumerate(last) if elements[j][0] + durations[j] <= offset + 1e-9]
+        if free:
+            v = free[0]
+        elif len(last) < max_voices:
+            v = len(last)
+            last.append(i)
+        else:
+            v = min(range(len(last)), key=lambda u: abs(max(elements[last[u]][2]) - max(pitches)))
+            j = last[v]
+            durations[j] = max(offset - elements[j][0], 0.0)
+        if v < len(last):
+            last[v] = i
+        voice[i] = v
+    return voice, durations
+
+
 def bar_origin(notes: np.ndarray, beats: np.ndarray) -> tuple[int, float]:
     """``(beats per bar, shift in beats)``: the estimated meter and how many beats of rest go before the first
     beat so that the first estimated downbeat starts a bar (0: the first beat starts bar 1)."""
@@ -110,10 +142,17 @@ def notes_to_score(notes: np.ndarray, beats: np.ndarray, key: str = "C major", t
             if onsets[k] < 0:
                 continue  # before bar 1
             groups.setdefault((float(onsets[k]), float(durations[k])), []).append(int(notes[k, PITCH]))
-        for (offset, dur), pitches in sorted(groups.items()):
+        elements = [(offset, dur, pitches) for (offset, dur), pitches in sorted(groups.items())]
+        voice, lengths = assign_voices(elements)
+        voices = [stream.Voice() for _ in range(max(voice, default=0) + 1)]
+        for (offset, _, pitches), v, dur in zip(elements, voice, lengths):
+            if dur <= 0:
+                continue  # an element shortened away by a later one in its voice
             element = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(sorted(set(pitches)))
             element.quarterLength = dur
-            part.insert(offset, element)
+            (voices[v] if len(voices) > 1 else part).insert(offset, element)
+        for v in voices if len(voices) > 1 else []:
+            part.insert(0, v)
         staves.append(part)
     for down, up in np.asarray(pedal if pedal is not None else np.zeros((0, 2)), np.float64).reshape(-1, 2):
         a, b = quantize(seconds_to_beats(np.array([down, up]), beats)) + shift

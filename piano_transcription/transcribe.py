@@ -105,13 +105,15 @@ def transcribe_rolls(rolls: dict, onset_threshold=DEFAULT_THRESHOLD, frame_thres
 
 
 def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshold=None, frame_threshold=None,
+               offset_threshold=None,
                progress: bool = False, source: str | None = None, keep_rolls: bool = False,
                cleanup: Cleanup | str = DEFAULT_PRESET, tempo_map: bool = True,
                durations: str = DEFAULT_DURATIONS) -> Transcription:
     """Transcribe ``audio``: a file path, or an array ``[n]`` / ``[n, channels]`` / ``[channels, n]`` with its
     ``sample_rate`` (Hz).  ``model``: None (the shipped default), a ``.keras`` / ``.tflite`` path, a loaded
     Keras model, or a :class:`~piano_transcription.predictor.Predictor`.  Thresholds (0..1, one value or 88)
-    default to the model's own.  ``keep_rolls`` keeps the whole probability rolls in the result.
+    default to the model's own; ``offset_threshold`` lets the offset head end notes too (the model's own, if
+    it ships one; else off).  ``keep_rolls`` keeps the whole probability rolls in the result.
     ``cleanup``: a :class:`~piano_transcription.cleanup.Cleanup` or a preset name (short notes, doubled onsets).
     ``tempo_map``: tempo changes that follow the tracked beats, else one constant tempo.  ``durations``:
     ``"sounding"`` or ``"keys"`` (key-release note ends + CC64; needs a model with key and pedal heads)."""
@@ -132,10 +134,12 @@ def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshol
         source = source or Path(audio).name
     else:
         src = AudioSource(audio, sample_rate, source or "samples")
-    decoder = StreamingDecoder(onset_t, frame_t, key_threshold=KEY_THRESHOLD if durations == "keys" else None)
+    decoder = StreamingDecoder(onset_t, frame_t, key_threshold=KEY_THRESHOLD if durations == "keys" else None,
+                               offset_threshold=predictor.offset_threshold(offset_threshold))
     parts, pedal, kept = [], [], []
     for chunk in predictor.stream(src, progress):
-        parts.append(decoder.feed(chunk["frame"], chunk["onset"], chunk["velocity"], chunk.get("keys")))
+        parts.append(decoder.feed(chunk["frame"], chunk["onset"], chunk["velocity"], chunk.get("keys"),
+                                  chunk["offset"]))
         if "pedal" in chunk:
             pedal.append(chunk["pedal"])
         if keep_rolls:

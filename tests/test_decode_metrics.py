@@ -113,16 +113,21 @@ def test_streaming_decoder_equals_the_whole_roll_decoder():
     onset = (rng.random((n, 88)) < 0.05).astype(np.float32) * rng.random((n, 88))
     velocity = rng.random((n, 88)).astype(np.float32)
     onset_t = rng.uniform(0.2, 0.8, 88)
-    whole = decode_notes(frame, onset, velocity, onset_t, 0.4)
-    dec = StreamingDecoder(onset_t, 0.4)
-    parts = []
-    for a, b in ((0, 7), (7, 150), (150, 151), (151, 400)):
-        parts.append(dec.feed(frame[a:b], onset[a:b], velocity[a:b]))
-    parts.append(dec.finish())
-    streamed = np.concatenate(parts)
-    streamed = streamed[np.lexsort((streamed[:, 2], streamed[:, 0]))]
-    assert len(whole) > 100
-    np.testing.assert_allclose(streamed, whole)
+    offset = (rng.random((n, 88)) < 0.1).astype(np.float32)
+    for offset_t in (None, 0.5):  # with the offset head ending notes too, and without
+        whole = decode_notes(frame, onset, velocity, onset_t, 0.4, offset_probs=offset, offset_threshold=offset_t)
+        dec = StreamingDecoder(onset_t, 0.4, offset_threshold=offset_t)
+        parts = []
+        for a, b in ((0, 7), (7, 150), (150, 151), (151, 400)):
+            parts.append(dec.feed(frame[a:b], onset[a:b], velocity[a:b], offset_probs=offset[a:b]))
+        parts.append(dec.finish())
+        streamed = np.concatenate(parts)
+        streamed = streamed[np.lexsort((streamed[:, 2], streamed[:, 0]))]
+        assert len(whole) > 100
+        np.testing.assert_allclose(streamed, whole)
+    shorter = decode_notes(frame, onset, velocity, onset_t, 0.4, offset_probs=offset, offset_threshold=0.5)
+    longer = decode_notes(frame, onset, velocity, onset_t, 0.4)
+    assert (shorter[:, 1] - shorter[:, 0]).sum() < (longer[:, 1] - longer[:, 0]).sum()
 
 
 def test_cleanup_merges_doubled_onsets_and_drops_short_notes():
@@ -146,3 +151,20 @@ def test_cleanup_merges_doubled_onsets_and_drops_short_notes():
             Cleanup(min_note=bad)
     with pytest.raises(ValueError, match="preset"):
         clean_notes(notes, "loud")
+
+
+def test_a_detected_offset_ends_a_note_but_never_stops_one_starting():
+    from piano_transcription.decode import StreamingDecoder, decode_notes
+
+    frame = np.zeros((40, 88), np.float32)
+    onset = np.zeros((40, 88), np.float32)
+    offset = np.zeros((40, 88), np.float32)
+    frame[5:30, 40] = 0.9
+    onset[5:7, 40] = 0.9
+    offset[5, 40] = 0.9  # the offset head also fires at the onset (a repeated note)
+    offset[20, 40] = 0.9  # and where the note really ends, before the frames fall
+    notes = decode_notes(frame, onset, None, 0.5, 0.5, offset, 0.5)
+    np.testing.assert_allclose(notes[:, :3], [[5 / 31.25, 20 / 31.25, 61]])
+    dec = StreamingDecoder(0.5, 0.5, offset_threshold=0.5)
+    streamed = np.concatenate([dec.feed(frame, onset, None, offset_probs=offset), dec.finish()])
+    np.testing.assert_allclose(streamed, notes)

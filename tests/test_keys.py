@@ -138,3 +138,18 @@ def test_cli_refuses_keys_for_a_model_without_key_head(tmp_path):
     assert out.returncode == 2
     assert "--durations keys needs a model with a key head" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*.mid"))
+
+
+def test_the_key_head_starts_as_the_frame_head_and_only_corrects_it():
+    from piano_transcription.model import build_model, has_keys
+
+    model = build_model("tiny_keys")
+    assert has_keys(model)
+    x = np.random.default_rng(0).normal(-30, 15, (1, 80, 229)).astype(np.float32)
+    y = model.predict_on_batch(x)
+    np.testing.assert_allclose(y["keys"], y["frame"], atol=1e-6)  # zero correction at the start
+    delta = model.get_layer("keys_delta")
+    delta.set_weights([w + 0.1 for w in delta.get_weights()])
+    y2 = model.predict_on_batch(x)
+    np.testing.assert_allclose(y2["frame"], y["frame"])  # the correction never changes the frames
+    assert np.all(y2["keys"] > y2["frame"])

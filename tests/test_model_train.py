@@ -156,3 +156,24 @@ def test_dataset_crops_keep_inputs_and_labels_aligned(prepared):
         starts = [a for a in range(626 - 312) if np.array_equal(mel, shard["mel"][k][a:a + 313])]
         assert starts  # a crop of the stored segment ...
         np.testing.assert_array_equal(y["frame"], shard["frames"][k][starts[0]:starts[0] + 313])  # ... and its labels
+
+
+def test_training_only_the_key_head_leaves_the_other_heads_as_they_were(prepared, tmp_path):
+    from piano_transcription.model import transfer_weights
+    from piano_transcription.training.train import train
+
+    base = build_model("tiny_pedal")
+    save_model(base, tmp_path / "base.keras")
+    model, _ = train(prepared, tmp_path / "run", "tiny_keys", steps=2, batch_size=2, steps_per_epoch=2, save_every=2,
+                     verbose=0, init_model=tmp_path / "base.keras", trainable=["keys"], learning_rate=1e-2)
+    fresh = build_model("tiny_keys")
+    assert set(transfer_weights(base, fresh)) == {"keys_lstm", "keys_delta"}
+    for layer in model.layers:
+        before, after = fresh.get_layer(layer.name).get_weights(), layer.get_weights()
+        same = all(np.array_equal(a, b) for a, b in zip(before, after))
+        if layer.name.startswith("keys"):
+            continue  # started from random weights of another draw; trained
+        assert same, f"{layer.name} changed"  # frozen, batch-norm statistics included
+    assert any(layer.trainable_weights for layer in model.layers if layer.name.startswith("keys"))
+    with pytest.raises(ValueError, match="no layer of the model starts with"):
+        train(prepared, tmp_path / "run2", "tiny_keys", steps=1, batch_size=2, verbose=0, trainable=["nothing"])

@@ -492,6 +492,39 @@ def test_time_signature_and_downbeats_from_accents(tmp_path, beats_per_bar, pick
     assert score_matches(tmp_path / "s.musicxml", events) >= 0.9
 
 
+def test_a_melody_over_its_accompaniment_gets_its_own_voice(tmp_path):
+    """Right hand: a melody in half notes over an accompaniment in eighths; the melody is voice 1 of the treble
+    staff, no voice holds two notes at once, and every note keeps its bar and beat."""
+    import music21
+
+    from piano_transcription.midi import make_notes
+    from piano_transcription.music import track_beats
+    from piano_transcription.score import write_musicxml
+
+    rng = np.random.default_rng(2)
+    events = []
+    for bar in range(8):
+        for h in range(2):
+            events.append((bar + 1, 2.0 * h, 2.0, 79 + (bar * 2 + h) % 5))
+        for e in range(8):
+            events.append((bar + 1, e * 0.5, 0.5, (64, 67, 72, 67)[e % 4]))
+        events.append((bar + 1, 0.0, 4.0, 43 + bar % 3))
+    rows = [(0.5 + ((bar - 1) * 4 + beat) * 0.5 + rng.normal(0, 0.008), 0.48 + ((bar - 1) * 4 + beat + dur) * 0.5, p,
+             90 if dur > 1 else 60) for bar, beat, dur, p in events]
+    notes = make_notes(rows)
+    write_musicxml(notes, track_beats(notes), tmp_path / "v.musicxml")
+    assert score_matches(tmp_path / "v.musicxml", [(p, bar, beat) for bar, beat, dur, p in events]) >= 0.9
+    treble = music21.converter.parse(str(tmp_path / "v.musicxml")).parts[0]
+    melody = {p for _, _, dur, p in events if dur == 2.0}
+    for m in treble.getElementsByClass("Measure"):
+        assert len(m.voices) == 2
+        upper = {p.midi for n in m.voices[0].notes for p in n.pitches}
+        assert upper and upper <= melody
+        for v in m.voices:
+            spans = sorted((float(n.offset), float(n.offset + n.quarterLength)) for n in v.notes)
+            assert all(a[1] <= b[0] + 1e-6 for a, b in zip(spans, spans[1:]))
+
+
 def test_no_accents_keep_four_four_from_the_first_beat():
     from piano_transcription.music import estimate_meter, track_beats
     from piano_transcription.score import downbeat_beats

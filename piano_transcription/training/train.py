@@ -91,7 +91,8 @@ def seconds_per_step(config="small", batch_size: int = 4, frames: int | None = N
 def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: int = 4, steps_per_epoch: int = 100,
           save_every: int = 100, learning_rate: float = LEARNING_RATE, seed: int = 0, mixed_precision: bool = False,
           validation_steps: int | None = None, init_model=None, verbose: int = 1, stop_after: int | None = None,
-          keep_every: int | None = None, crop_seconds: float | None = None, cosine_decay: bool = False):
+          keep_every: int | None = None, crop_seconds: float | None = None, cosine_decay: bool = False,
+          trainable: list[str] | None = None):
     """Train (or resume) a model on a prepared data set; return ``(model, history dict)``.
 
     ``steps`` is the total number of optimizer steps: a resumed run continues from the step and
@@ -99,6 +100,8 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
     up to it.  Validation loss on the ``validation`` split is logged each epoch of ``steps_per_epoch``
     steps (``validation_steps`` batches, default all).  ``init_model``: a ``.keras`` file to start
     from (fine-tuning).  ``stop_after``: stop after that many steps of this call (to test resume).
+    ``trainable``: train only the layers whose names start with one of these prefixes (e.g. ``["keys"]``: a new
+    head on a model whose other heads stay exactly as they were; frozen batch norms stay in inference mode).
     """
     from ..tf_env import distribution_strategy, quiet_tensorflow
 
@@ -131,10 +134,15 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
                 fresh = transfer_weights(load_model(init_model), model)
                 if fresh:
                     print(f"fine-tuning {init_model}: new layers {', '.join(fresh)}", flush=True)
+            if trainable:
+                for layer in model.layers:
+                    layer.trainable = any(layer.name.startswith(prefix) for prefix in trainable)
+                if not any(layer.trainable_weights for layer in model.layers):
+                    raise ValueError(f"no layer of the model starts with {', '.join(trainable)}")
             compile_model(model, learning_rate, steps if cosine_decay else None)
             (run_dir / "config.json").write_text(json.dumps(
                 dict(config=cfg.__dict__, steps=steps, batch_size=batch_size, learning_rate=learning_rate,
-                     cosine_decay=cosine_decay, crop_seconds=crop_seconds,
+                     cosine_decay=cosine_decay, crop_seconds=crop_seconds, trainable=trainable,
                      seed=seed, prepared_dir=str(prepared_dir), init_model=str(init_model) if init_model else None),
                 indent=1))
     start_step = int(model.optimizer.iterations.numpy())
@@ -210,6 +218,8 @@ def main(argv=None, prog: str = "python -m piano_transcription.training.train") 
     p.add_argument("--crop-seconds", type=float, default=None,
                    help="train on random crops of this many seconds of each 20 s example (shorter steps; "
                         "measured: 10 s crops process 18 %% more audio per second than 20 s, benchmarks/train_speed.py)")
+    p.add_argument("--trainable", nargs="+", default=None, metavar="PREFIX",
+                   help="train only the layers whose names start with these prefixes (e.g. keys: the key head alone)")
     p.add_argument("--keep-every", type=int, default=None, help="also keep RUN_DIR/snapshots/step_N.keras every N steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs with tensor cores)")
@@ -219,7 +229,7 @@ def main(argv=None, prog: str = "python -m piano_transcription.training.train") 
     config = with_heads(a.config, a.pedal, a.keys)
     train(a.prepared_dir, a.run_dir, config, a.steps, a.batch_size, a.steps_per_epoch, a.save_every,
           a.learning_rate, a.seed, a.mixed_precision, a.validation_steps, a.init_model, verbose=2,
-          keep_every=a.keep_every, crop_seconds=a.crop_seconds, cosine_decay=a.cosine_decay)
+          keep_every=a.keep_every, crop_seconds=a.crop_seconds, cosine_decay=a.cosine_decay, trainable=a.trainable)
 
 
 if __name__ == "__main__":
