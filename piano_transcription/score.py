@@ -80,30 +80,35 @@ MAX_VOICES = 2  # voices per staff
 
 def assign_voices(elements: list[tuple[float, float, list[int]]], max_voices: int = MAX_VOICES):
     """Voices for a staff's elements ``(offset, duration, pitches)`` (beats): returns ``(voice per element,
-    durations)``.  At each onset the element with the highest pitch goes to voice 1 (the upper line) if voice 1
-    is free, the others to the next free voice; where every voice still holds a note, the voice whose note is
-    nearest in pitch takes the new element and its held note is shortened to end there (a score shows at most
-    ``max_voices`` voices per staff, as piano music is usually written)."""
+    durations, merged)``.  At each onset the element with the highest pitch goes to voice 1 (the upper line) if
+    voice 1 is free, the others to the next free voice; where every voice still holds a note, the voice whose note
+    is nearest in pitch takes the new element: an element that starts with the held one joins it as one chord
+    (``merged[i]``: the element it joined, else -1), a later one shortens the held note to end where it starts.
+    A score then shows at most ``max_voices`` voices per staff, as piano music is usually written."""
     order = sorted(range(len(elements)), key=lambda i: (elements[i][0], -max(elements[i][2])))
     voice = [0] * len(elements)
     durations = [e[1] for e in elements]
+    merged = [-1] * len(elements)
     last: list[int] = []  # the last element of each voice
     for i in order:
         offset, _, pitches = elements[i]
         free = [v for v, j in enumerate(last) if elements[j][0] + durations[j] <= offset + 1e-9]
         if free:
             v = free[0]
+            last[v] = i
         elif len(last) < max_voices:
             v = len(last)
             last.append(i)
         else:
             v = min(range(len(last)), key=lambda u: abs(max(elements[last[u]][2]) - max(pitches)))
             j = last[v]
-            durations[j] = max(offset - elements[j][0], 0.0)
-        if v < len(last):
-            last[v] = i
+            if elements[j][0] >= offset - 1e-9:
+                merged[i] = j  # same onset: one chord, the held element's length
+            else:
+                durations[j] = offset - elements[j][0]
+                last[v] = i
         voice[i] = v
-    return voice, durations
+    return voice, durations, merged
 
 
 def bar_origin(notes: np.ndarray, beats: np.ndarray) -> tuple[int, float]:
@@ -143,12 +148,17 @@ def notes_to_score(notes: np.ndarray, beats: np.ndarray, key: str = "C major", t
                 continue  # before bar 1
             groups.setdefault((float(onsets[k]), float(durations[k])), []).append(int(notes[k, PITCH]))
         elements = [(offset, dur, pitches) for (offset, dur), pitches in sorted(groups.items())]
-        voice, lengths = assign_voices(elements)
+        voice, lengths, merged = assign_voices(elements)
+        chords = [list(e[2]) for e in elements]
+        for i, j in enumerate(merged):
+            if j >= 0:
+                chords[j] += chords[i]
         voices = [stream.Voice() for _ in range(max(voice, default=0) + 1)]
-        for (offset, _, pitches), v, dur in zip(elements, voice, lengths):
-            if dur <= 0:
-                continue  # an element shortened away by a later one in its voice
-            element = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(sorted(set(pitches)))
+        for i, (offset, v, dur) in enumerate(zip((e[0] for e in elements), voice, lengths)):
+            if merged[i] >= 0:
+                continue
+            pitches = sorted(set(chords[i]))
+            element = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(pitches)
             element.quarterLength = dur
             (voices[v] if len(voices) > 1 else part).insert(offset, element)
         for v in voices if len(voices) > 1 else []:
