@@ -1,4 +1,5 @@
-"""The README's score picture: the bundled demo transcribed by the shipped model, engraved by verovio.
+"""The README's score picture: the bundled demo transcribed by the shipped model with key-release note ends
+(``--durations keys``: the readable form for a score), engraved by verovio.
 
     .venv/bin/python scripts/make_score_picture.py [OUT.svg]
 """
@@ -17,7 +18,7 @@ def main() -> None:
     from piano_transcription.transcribe import transcribe
 
     out = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "docs" / "demo_score.svg")
-    result = transcribe(DEMO_AUDIO)
+    result = transcribe(DEMO_AUDIO, durations="keys")
     with tempfile.TemporaryDirectory() as tmp:
         xml = Path(tmp) / "demo.musicxml"
         result.write_musicxml(xml)
