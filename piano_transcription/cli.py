@@ -146,7 +146,7 @@ def run_transcription(args) -> int:
 
     from .midi import write_midi
     from .predictor import load_predictor
-    from .transcribe import transcribe
+    from .transcribe import check_durations, transcribe
 
     if args.model and args.tflite:
         _err("give either --model or --tflite, not both")
@@ -161,9 +161,10 @@ def run_transcription(args) -> int:
     except (OSError, ValueError, ImportError) as exc:
         _err(f"cannot load the model: {exc}")
         return 2
-    if args.durations == "keys" and not (predictor.has_keys and predictor.has_pedal):
-        _err(f"--durations keys needs a model with a key head and a pedal head; {predictor.path or 'this model'} has "
-             f"{'only a pedal head' if predictor.has_pedal else 'neither'} (use --durations sounding)")
+    try:
+        check_durations(predictor, args.durations)
+    except ValueError as exc:
+        _err(str(exc))
         return 2
     names = output_names(inputs)
     failures = 0

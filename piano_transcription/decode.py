@@ -60,7 +60,7 @@ def decode_notes(frame_probs: np.ndarray, onset_probs: np.ndarray, velocity: np.
     onsets = onset_probs >= per_key(onset_threshold)
     active = (frame_probs >= per_key(frame_threshold)) | onsets
     if offset_probs is not None and offset_threshold is not None:
-        active &= ~(offset_probs >= per_key(offset_threshold)) | onsets  # an offset ends a note, never stops one starting
+        active &= ~(offset_probs >= per_key(offset_threshold)) | onsets  # ends a note, never stops one starting
     velocity = np.zeros_like(frame_probs) if velocity is None else velocity
     new_onset = onsets & ~np.vstack([np.zeros((1, N_KEYS), bool), onsets[:-1]])
     padded = np.vstack([np.zeros((1, N_KEYS), bool), active, np.zeros((1, N_KEYS), bool)])
@@ -88,7 +88,8 @@ class StreamingDecoder:
     with the recording: per key it carries only whether a note is sounding, where it began and the
     previous frame's onset.  ``feed`` returns the notes finished so far; ``finish`` the rest.  The
     notes equal ``decode_notes`` on the whole rolls (tested), with or without ``offset_threshold`` (the offset
-    head also ends notes).  With ``key_threshold`` the notes end at their key's release instead (``feed`` then needs ``keys_probs``; equal to :func:`key_release_ends`)."""
+    head also ends notes).  With ``key_threshold`` the notes end at their key's release instead (``feed`` then
+    needs ``keys_probs``; equal to :func:`key_release_ends`)."""
 
     def __init__(self, onset_threshold=DEFAULT_ONSET_THRESHOLD, frame_threshold=DEFAULT_FRAME_THRESHOLD,
                  fps: float = FRAMES_PER_SECOND, key_threshold: float | None = None, offset_threshold=None):

@@ -12,8 +12,8 @@ Note lengths (``durations``): ``"sounding"`` (default) ends each note where it s
 pedal applied, and writes no pedal events (the lengths already hold it; CC64 on top would sustain twice
 on playback); ``"keys"`` ends each note at its key's release (the model's key head) and writes the
 pedal as CC64 events, as MAESTRO's own MIDI files are written -- shorter, readable notes in a score or
-piano roll that play back the same in any synthesizer that honours the pedal.  Load the predictor once (:func:`~piano_transcription.predictor.load_predictor`)
-to transcribe many recordings.
+piano roll, sustained again by any synthesizer that honours the pedal.  Load the predictor once
+(:func:`~piano_transcription.predictor.load_predictor`) to transcribe many recordings.
 """
 
 from __future__ import annotations
@@ -104,6 +104,17 @@ def transcribe_rolls(rolls: dict, onset_threshold=DEFAULT_THRESHOLD, frame_thres
     return notes, notes_to_midi(notes, source, tempo=tempo, key_number=key_number), tempo, key
 
 
+def check_durations(predictor, durations: str) -> None:
+    """ValueError unless ``durations`` is one of :data:`DURATIONS` that the predictor's heads can write
+    (``keys`` needs a key head and a pedal head)."""
+    if durations not in DURATIONS:
+        raise ValueError(f"durations must be one of {', '.join(DURATIONS)}, got {durations!r}")
+    if durations == "keys" and not (predictor.has_keys and predictor.has_pedal):
+        raise ValueError(f"--durations keys needs a model with a key head and a pedal head; "
+                         f"{predictor.path or 'this model'} has "
+                         f"{'only a pedal head' if predictor.has_pedal else 'neither'} (use --durations sounding)")
+
+
 def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshold=None, frame_threshold=None,
                offset_threshold=None,
                progress: bool = False, source: str | None = None, keep_rolls: bool = False,
@@ -120,12 +131,8 @@ def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshol
 
     if isinstance(cleanup, str):
         clean_notes(np.zeros((0, 4)), cleanup)  # an unknown preset fails before the work
-    if durations not in DURATIONS:
-        raise ValueError(f"durations must be one of {', '.join(DURATIONS)}, got {durations!r}")
     predictor = load_predictor(model)
-    if durations == "keys" and not (predictor.has_keys and predictor.has_pedal):
-        raise ValueError(f"durations 'keys' needs a model with a key head and a pedal head; {predictor.path or 'this model'} "
-                         f"has {'only a pedal head' if predictor.has_pedal else 'neither'} (use 'sounding')")
+    check_durations(predictor, durations)
     onset_t, frame_t = predictor.resolve(onset_threshold, frame_threshold)
     if isinstance(audio, AudioSource):
         src = audio
