@@ -34,3 +34,8 @@ def prepared(synthetic_maestro, tmp_path_factory):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow tests (notebooks first, then training) ahead of the rest, so that parallel workers do not end on one."""
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, "test_notebooks" not in item.nodeid))

@@ -9,6 +9,8 @@ import pytest
 from piano_transcription.tflite import (STEP_SAMPLES, WINDOW_FRAMES, WINDOW_SAMPLES, TFLiteModel, TFLiteModelError,
                                         export_tflite)
 
+pytestmark = pytest.mark.xdist_group("tflite")  # one worker exports the module's model once
+
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
