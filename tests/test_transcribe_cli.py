@@ -286,7 +286,9 @@ def test_transcribe_applies_the_cleanup(piano_wav):
 
 
 def tempo_change_performance(seed: int = 0):
-    """Chords on every beat, 16 s at 90 BPM then 16 s at 140 BPM (eighth notes on every other beat)."""
+    """Chords on every beat, 16 s at 90 BPM then 16 s at 140 BPM, a softer eighth note after every beat.  (With
+    eighths after every other beat only, the half tempo autocorrelates as strongly as the beat: measured 0.513 vs
+    0.500 for 70 vs 140 BPM after transcription, a tie decided by noise.)"""
     from piano_transcription.midi import make_notes
 
     rng = np.random.default_rng(seed)
@@ -298,8 +300,7 @@ def tempo_change_performance(seed: int = 0):
         period = 60 / 90 if b < change else 60 / 140
         rows.append((b + rng.normal(0, 0.008), b + 0.3, 48 + 12 * (i % 4 == 0), 90 if i % 4 == 0 else 70))
         rows.append((b + rng.normal(0, 0.008), b + 0.2, 64 + i % 5, 60))
-        if i % 2:
-            rows.append((b + period / 2, b + period, 67, 50))
+        rows.append((b + period / 2, b + period, 67, 45))
     return make_notes(rows), change
 
 
