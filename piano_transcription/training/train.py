@@ -73,21 +73,6 @@ def random_batch(batch_size: int, frames: int, pedal: bool, seed: int = 0, keys:
     return x, y
 
 
-def seconds_per_step(config="small", batch_size: int = 4, frames: int | None = None, repeats: int = 2) -> float:
-    """Measured seconds of one optimizer step of ``config`` on this machine (random data of ``frames`` frames,
-    default 20 s; after one warm-up step), for estimating how long a training run takes."""
-    from ..constants import SEGMENT_FRAMES
-    from ..model import build_model, has_keys, has_pedal
-
-    model = compile_model(build_model(config))
-    x, y = random_batch(batch_size, frames or SEGMENT_FRAMES, has_pedal(model), keys=has_keys(model))
-    model.train_on_batch(x, y)
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        model.train_on_batch(x, y)
-    return (time.perf_counter() - t0) / repeats
-
-
 def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: int = 4, steps_per_epoch: int = 100,
           save_every: int = 100, learning_rate: float = LEARNING_RATE, seed: int = 0, mixed_precision: bool = False,
           validation_steps: int | None = None, init_model=None, verbose: int = 1, stop_after: int | None = None,
