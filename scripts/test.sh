@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export TF_CPP_MIN_LOG_LEVEL=2 MPLBACKEND=Agg
-exec .venv/bin/python -m pytest -q --durations=15 --numprocesses auto --maxprocesses 4 --dist loadgroup "$@"
+exec .venv/bin/python -m pytest -q --durations=15 --numprocesses auto --maxprocesses 4 --dist load "$@"

@@ -9,10 +9,8 @@ import pytest
 from piano_transcription.tflite import (STEP_SAMPLES, WINDOW_FRAMES, WINDOW_SAMPLES, TFLiteModel, TFLiteModelError,
                                         export_tflite)
 
-pytestmark = pytest.mark.xdist_group("tflite")  # one worker exports the module's model once
 
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, even when it runs other modules' tests in between
 def exported(tmp_path_factory):
     import keras
 
