@@ -1,6 +1,7 @@
 """Shared fixtures: the embedded synthetic data set, built once per test session."""
 
 import os
+import tempfile
 import warnings
 
 import numpy as np
@@ -8,6 +9,10 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # numba's file cache is not safe for processes compiling the same librosa kernels at once (a parallel run
+    # crashed in librosa.beat.beat_track with a cold cache): each worker compiles into a temporary folder of its own
+    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix=f"numba-{os.environ['PYTEST_XDIST_WORKER']}-")
 
 
 @pytest.fixture(scope="session")
