@@ -1,39 +1,77 @@
 """Shared fixtures: the embedded synthetic data set, built once per test session."""
 
 import os
-import tempfile
+import shutil
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
+from filelock import FileLock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # numba's file cache is not safe for processes compiling the same librosa kernels at once (a parallel run
-    # crashed in librosa.beat.beat_track with a cold cache): each worker compiles into a temporary folder of its own
-    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix=f"numba-{os.environ['PYTEST_XDIST_WORKER']}-")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    """In the first process only (not in xdist workers): librosa's numba kernels compiled into numba's cache.
+
+    Processes compiling into one cold cache at once crashed a worker in librosa.beat; compiled once here (a few
+    seconds when ``scripts/setup.sh`` already did it), the workers and the notebook kernels only read the cache.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "compile_numba_kernels.py")], check=True)
 
 
 @pytest.fixture(scope="session")
-def synthetic_maestro(tmp_path_factory):
+def built_once(tmp_path_factory, worker_id):
+    """``built_once(name, build)``: a folder that ``build(folder)`` fills, once per test run.
+
+    Parallel workers share it: the first to ask builds it under a file lock, the others wait and then read it
+    (pytest-xdist's recipe for session fixtures). A serial run builds it in a temporary folder of its own.
+    """
+
+    def get(name: str, build) -> Path:
+        if worker_id == "master":
+            folder = tmp_path_factory.mktemp(name)
+            build(folder)
+            return folder
+        folder = tmp_path_factory.getbasetemp().parent / name
+        with FileLock(f"{folder}.lock"):
+            if not (folder / ".built").exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir()
+                build(folder)
+                (folder / ".built").touch()
+        return folder
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def synthetic_maestro(built_once):
     """A tiny MAESTRO-format corpus (4 train, 1 validation, 1 test piece of ~25 s)."""
     from piano_transcription.corpus.synthetic import build_synthetic_maestro
 
-    out = tmp_path_factory.mktemp("maestro")
-    return build_synthetic_maestro(out, {"train": 4, "validation": 1, "test": 1}, duration=25.0, seed=7)
+    return built_once("maestro", lambda out: build_synthetic_maestro(
+        out, {"train": 4, "validation": 1, "test": 1}, duration=25.0, seed=7))
 
 
 @pytest.fixture(scope="session")
-def prepared(synthetic_maestro, tmp_path_factory):
+def prepared(synthetic_maestro, built_once):
     """The tiny corpus prepared into shards (single process, to keep the test quick)."""
     from piano_transcription.training.maestro import prepare_dataset
 
-    out = tmp_path_factory.mktemp("prepared")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prepare_dataset(synthetic_maestro, out, workers=1, progress=False)
-    return out
+    def build(out):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prepare_dataset(synthetic_maestro, out, workers=1, progress=False)
+
+    return built_once("prepared", build)
 
 
 @pytest.fixture

@@ -10,12 +10,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(ROOT)], check=True, capture_output=True)
-    return next(out.glob("piano_transcription-*.whl"))
+@pytest.fixture(scope="session")
+def wheel(built_once):
+    def build(out):
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
+                        str(ROOT)], check=True, capture_output=True)
+
+    return next(built_once("wheel", build).glob("piano_transcription-*.whl"))
 
 
 def test_wheel_carries_models_and_demo(wheel):

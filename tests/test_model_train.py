@@ -102,13 +102,13 @@ def test_tiny_batch_is_overfit():
 def test_training_resumes_from_the_saved_step(prepared, tmp_path):
     from piano_transcription.training.train import train
 
-    run = tmp_path / "run"  # with a cosine decay (the key head's training: the next test)
+    run = tmp_path / "run"  # with a cosine decay (the key head's training: the next test), on 2 s crops (quick)
     model, _ = train(prepared, run, "tiny", steps=6, batch_size=2, steps_per_epoch=3, save_every=2, stop_after=4,
-                     verbose=0, cosine_decay=True)
+                     verbose=0, cosine_decay=True, crop_seconds=2)
     assert int(model.optimizer.iterations.numpy()) == 4
     assert (run / "checkpoint.keras").exists() and (run / "log.csv").exists()
     model2, hist = train(prepared, run, "tiny", steps=6, batch_size=2, steps_per_epoch=3, save_every=2, verbose=0,
-                         cosine_decay=True)
+                         cosine_decay=True, crop_seconds=2)
     assert int(model2.optimizer.iterations.numpy()) == 6
     assert np.isfinite(hist["loss"]).all()
     # the Adam moments were restored, not re-initialised, and so was the cosine schedule (zero at the last step)
@@ -169,7 +169,7 @@ def test_training_only_the_key_head_leaves_the_other_heads_as_they_were(prepared
     save_model(base, tmp_path / "base.keras")
     model, hist = train(prepared, tmp_path / "run", "tiny_keys", steps=2, batch_size=2, steps_per_epoch=2,
                         save_every=2, verbose=0, init_model=tmp_path / "base.keras", trainable=["keys"],
-                        learning_rate=1e-2)
+                        learning_rate=1e-2, crop_seconds=2)
     assert np.isfinite(hist["keys_loss"]).all()  # the masked key loss of shards with key labels
     fresh = build_model("tiny_keys")
     assert set(transfer_weights(base, fresh)) == {"keys_lstm", "keys_delta"}

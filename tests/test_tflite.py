@@ -10,21 +10,27 @@ from piano_transcription.tflite import (STEP_SAMPLES, WINDOW_FRAMES, WINDOW_SAMP
                                         export_tflite)
 
 
-@pytest.fixture(scope="session")  # once per worker, even when it runs other modules' tests in between
-def exported(tmp_path_factory):
-    import keras
+@pytest.fixture(scope="session")
+def exported(built_once):
+    """A tiny model with non-trivial batch-norm statistics, and its float32 and quantized TFLite exports."""
+    from piano_transcription.model import build_model, load_model, save_model
 
-    from piano_transcription.model import build_model
+    def build(folder):
+        import keras
 
-    keras.utils.set_random_seed(1)
-    model = build_model("tiny")
-    # give the BatchNorm statistics non-trivial values, so that inference really uses them
-    for layer in model.layers:
-        if "bn" in layer.name:
-            beta, mean, var = layer.get_weights()
-            layer.set_weights([beta + 0.1, mean + 0.05, var * 1.5])
-    d = tmp_path_factory.mktemp("tflite")
-    return model, export_tflite(model, d / "m.tflite"), export_tflite(model, d / "q.tflite", quantize=True)
+        keras.utils.set_random_seed(1)
+        model = build_model("tiny")
+        # give the BatchNorm statistics non-trivial values, so that inference really uses them
+        for layer in model.layers:
+            if "bn" in layer.name:
+                beta, mean, var = layer.get_weights()
+                layer.set_weights([beta + 0.1, mean + 0.05, var * 1.5])
+        save_model(model, folder / "m.keras")
+        export_tflite(model, folder / "m.tflite")
+        export_tflite(model, folder / "q.tflite", quantize=True)
+
+    d = built_once("tflite", build)
+    return load_model(d / "m.keras"), d / "m.tflite", d / "q.tflite"
 
 
 def test_in_graph_mel_matches_librosa():

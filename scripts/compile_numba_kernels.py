@@ -1,0 +1,20 @@
+"""Compile librosa's numba kernels into numba's cache once, so that no later process pays for it.
+
+librosa 0.11 compiles its numba kernels when its modules load: about 35 s of one core on a 2-core AMD EPYC
+(AVX2), 4 s once cached. ``scripts/setup.sh`` runs this after installing; the test suite runs it in its first
+process before any parallel worker starts, because processes compiling into one cold cache at once crashed a
+worker inside ``librosa.beat``. The calls below are the ones the package and its tests make.
+"""
+
+import numpy as np
+import librosa
+
+SAMPLE_RATE = 16000  # Hz
+
+x = np.random.default_rng(0).normal(size=2 * SAMPLE_RATE).astype(np.float32)
+spec = np.abs(librosa.stft(x, n_fft=2048, hop_length=512, center=False)) ** 2
+librosa.power_to_db(spec, ref=1.0, top_db=80.0)
+librosa.feature.melspectrogram(y=x, sr=SAMPLE_RATE)
+envelope = np.abs(np.random.default_rng(0).normal(size=3000))
+librosa.beat.beat_track(onset_envelope=envelope, sr=51200, hop_length=512, trim=False)
+librosa.feature.tempo(onset_envelope=envelope[:800], sr=51200, hop_length=512)
