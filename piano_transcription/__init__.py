@@ -1,6 +1,6 @@
 """Polyphonic piano transcription with an Onsets-and-Frames network.
 
-Heavy dependencies (TensorFlow, librosa) are imported lazily inside the modules that need them, so
+Heavy dependencies (TensorFlow) are imported lazily inside the modules that need them, so
 that the light TFLite install works without them.  Once this package is imported, a plain
 ``keras.saving.load_model(path)`` reads the project's ``.keras`` files (see ``_keras_hook``).
 """

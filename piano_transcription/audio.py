@@ -7,14 +7,17 @@ as Magenta does.  ``log_mel`` computes the network input ``[frames, 229]``.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
+import scipy.signal
 import soundfile as sf
 
-from .constants import FMAX, FMIN, HOP_LENGTH, MEL_HTK, N_FFT, N_MELS, SAMPLE_RATE, TOP_DB
+from .constants import AMIN, FMAX, FMIN, HOP_LENGTH, MEL_HTK, N_FFT, N_MELS, SAMPLE_RATE, TOP_DB
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
 
@@ -235,28 +238,61 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
     return AudioSource(path, target_sr=sr).read()
 
 
-def mel_filters():
-    """The ``[229, 1025]`` HTK mel filterbank (librosa's Slaney area normalisation)."""
-    import librosa
+def _hz_to_htk_mel(hz):
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
 
-    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX, htk=MEL_HTK)
+
+def _htk_mel_to_hz(mel):
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filters() -> np.ndarray:
+    """The ``[229, 1025]`` float32 HTK mel filterbank with Slaney area normalisation.
+
+    The same matrix as ``librosa.filters.mel(sr=16000, n_fft=2048, n_mels=229, fmin=30, htk=True)`` (a test holds
+    them equal): triangles between ``N_MELS + 2`` points evenly spaced on the HTK mel scale, each scaled to unit
+    area. Computed here because importing librosa's filters loads all of librosa's numba kernels (seconds at every
+    transcription, more than the whole log-mel of a minute of audio).
+    """
+    fft_hz = np.linspace(0.0, SAMPLE_RATE / 2.0, 1 + N_FFT // 2)
+    assert MEL_HTK, "only the HTK mel scale is implemented"
+    edges = _htk_mel_to_hz(np.linspace(_hz_to_htk_mel(FMIN), _hz_to_htk_mel(FMAX), N_MELS + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _analysis() -> tuple[np.ndarray, np.ndarray]:
+    """The periodic Hann window ``[N_FFT]`` and the mel filterbank, computed once per process."""
+    return scipy.signal.get_window("hann", N_FFT, fftbins=True).astype(np.float32), mel_filters()
 
 
 def log_mel(samples: np.ndarray, center: bool = True) -> np.ndarray:
     """Log-mel spectrogram ``[frames, 229]`` float32 of 16 kHz samples.
 
-    Power mel spectrogram (n_fft 2048, hop 512, Hann window, HTK mel bins from 30 Hz),
+    Power mel spectrogram (n_fft 2048, hop 512, periodic Hann window, HTK mel bins from 30 Hz),
     then ``power_to_db`` with ``ref=1`` (so values are roughly -100..+40 dB) and librosa's
-    default ``top_db=80`` clipping below the loudest bin.  With ``center=True`` (default)
-    frame ``i`` is centred at ``i * 512 / 16000`` s and there are ``1 + n // 512`` frames.
+    default ``top_db=80`` clipping below the loudest bin: librosa's ``melspectrogram`` and
+    ``power_to_db`` (a test holds them equal), in numpy. With ``center=True`` (default)
+    frame ``i`` is centred at ``i * 512 / 16000`` s (zeros beyond both ends) and there are
+    ``1 + n // 512`` frames; with ``center=False`` frame ``i`` starts at sample ``512 i``.
     """
-    import librosa
-
+    window, filters = _analysis()
     samples = np.asarray(samples, dtype=np.float32)
-    spec = np.abs(librosa.stft(samples, n_fft=N_FFT, hop_length=HOP_LENGTH, center=center)) ** 2
-    mel = mel_filters() @ spec
-    db = librosa.power_to_db(mel, ref=1.0, top_db=TOP_DB)
-    return db.T.astype(np.float32)
+    if center:
+        samples = np.pad(samples, N_FFT // 2)
+    if len(samples) < N_FFT:
+        raise ValueError(f"log_mel: {len(samples)} samples, fewer than one {N_FFT}-sample frame")
+    frames = np.lib.stride_tricks.sliding_window_view(samples, N_FFT)[::HOP_LENGTH]
+    spectrum = scipy.fft.rfft(frames * window, axis=1)  # [frames, 1025] complex64
+    power = spectrum.real ** 2 + spectrum.imag ** 2
+    db = 10.0 * np.log10(np.maximum(AMIN, (filters @ power.T).T))
+    return np.maximum(db, db.max() - TOP_DB).astype(np.float32)
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sr: int = SAMPLE_RATE) -> None:

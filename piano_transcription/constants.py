@@ -17,6 +17,7 @@ FMIN = 30.0  # Hz
 FMAX = SAMPLE_RATE / 2.0  # Hz (librosa's default)
 MEL_HTK = True
 TOP_DB = 80.0  # power_to_db clipping below the maximum, as librosa's default
+AMIN = 1e-10  # power floor before the logarithm, as librosa's power_to_db
 
 FRAMES_PER_SECOND = SAMPLE_RATE / HOP_LENGTH  # 31.25
 

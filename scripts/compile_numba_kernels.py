@@ -1,15 +1,15 @@
 """Compile librosa's numba kernels into numba's cache once, so that no later process pays for it.
 
 librosa 0.11 compiles its numba kernels when its modules load: about 35 s of one core on a 2-core AMD EPYC
-(AVX2), 4 s once cached. ``scripts/setup.sh`` runs this after installing; the test suite runs it in its first
-process before any parallel worker starts, because processes compiling into one cold cache at once crashed a
-worker inside ``librosa.beat``. The calls below are the ones the package and its tests make.
+(AVX2), 4 s once cached. The test suite runs this in its first process before any parallel worker starts,
+because processes compiling into one cold cache at once crashed a worker inside ``librosa.beat``. The calls
+below are the ones the tests make (librosa is their reference for the package's numpy log-mel and beat tracker).
 """
 
-import numpy as np
 import librosa
+import numpy as np
 
-SAMPLE_RATE = 16000  # Hz
+from piano_transcription.constants import SAMPLE_RATE
 
 x = np.random.default_rng(0).normal(size=2 * SAMPLE_RATE).astype(np.float32)
 spec = np.abs(librosa.stft(x, n_fft=2048, hop_length=512, center=False)) ** 2

@@ -26,7 +26,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements.txt
   .venv/bin/python -m pip install -q --no-deps -e .
-  echo "setup: compiling librosa's numba kernels into its cache (once, about half a minute)"
-  .venv/bin/python scripts/compile_numba_kernels.py
   echo "$want" > "$stamp"
 fi

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def pytest_configure(config):
     """In the first process only (not in xdist workers): librosa's numba kernels compiled into numba's cache.
 
-    Processes compiling into one cold cache at once crashed a worker in librosa.beat; compiled once here (a few
-    seconds when ``scripts/setup.sh`` already did it), the workers and the notebook kernels only read the cache.
+    Processes compiling into one cold cache at once crashed a worker in librosa.beat; compiled once here (about 35 s
+    on 2 cores the first time, a few seconds once cached), the workers only read the cache.
     """
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         subprocess.run([sys.executable, str(ROOT / "scripts" / "compile_numba_kernels.py")], check=True)

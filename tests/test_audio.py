@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from piano_transcription.audio import AudioError, SilentAudioWarning, load_audio, log_mel, normalize, prepare_samples
+from piano_transcription.audio import (AudioError, SilentAudioWarning, load_audio, log_mel, mel_filters, normalize,
+                                       prepare_samples)
 from piano_transcription.constants import FRAMES_PER_SECOND, HOP_LENGTH, N_MELS, SAMPLE_RATE, frames_for_samples
 
 
@@ -78,3 +79,19 @@ def test_log_mel_matches_librosa_melspectrogram():
     ref = librosa.power_to_db(librosa.feature.melspectrogram(y=x, sr=16000, n_fft=2048, hop_length=512, n_mels=229,
                                                              fmin=30, htk=True), ref=1.0).T
     np.testing.assert_allclose(log_mel(x), ref, atol=1e-3)
+
+
+def test_mel_filters_and_uncentred_frames_match_librosa():
+    import librosa
+
+    ref = librosa.filters.mel(sr=16000, n_fft=2048, n_mels=229, fmin=30, htk=True)
+    assert mel_filters().shape == ref.shape == (229, 1025)
+    np.testing.assert_allclose(mel_filters(), ref, rtol=1e-5, atol=1e-8)
+    x = np.random.default_rng(3).normal(0, 0.1, 5 * SAMPLE_RATE + 77).astype(np.float32)
+    spec = np.abs(librosa.stft(x, n_fft=2048, hop_length=512, center=False)) ** 2
+    want = librosa.power_to_db(ref @ spec, ref=1.0, top_db=80.0).T
+    got = log_mel(x, center=False)
+    assert got.shape == want.shape == (1 + (len(x) - 2048) // 512, 229)
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    with pytest.raises(ValueError, match="fewer than one"):
+        log_mel(np.zeros(2000, np.float32), center=False)
