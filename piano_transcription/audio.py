@@ -254,8 +254,8 @@ def mel_filters() -> np.ndarray:
     area. Computed here because importing librosa's filters loads all of librosa's numba kernels (seconds at every
     transcription, more than the whole log-mel of a minute of audio).
     """
-    fft_hz = np.linspace(0.0, SAMPLE_RATE / 2.0, 1 + N_FFT // 2)
     assert MEL_HTK, "only the HTK mel scale is implemented"
+    fft_hz = np.linspace(0.0, SAMPLE_RATE / 2.0, 1 + N_FFT // 2)
     edges = _htk_mel_to_hz(np.linspace(_hz_to_htk_mel(FMIN), _hz_to_htk_mel(FMAX), N_MELS + 2))
     widths = np.diff(edges)
     ramps = edges[:, None] - fft_hz[None, :]

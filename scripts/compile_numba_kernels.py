@@ -9,12 +9,12 @@ below are the ones the tests make (librosa is their reference for the package's 
 import librosa
 import numpy as np
 
-from piano_transcription.constants import SAMPLE_RATE
+from piano_transcription.constants import HOP_LENGTH, N_FFT, SAMPLE_RATE, TOP_DB
 
 x = np.random.default_rng(0).normal(size=2 * SAMPLE_RATE).astype(np.float32)
-spec = np.abs(librosa.stft(x, n_fft=2048, hop_length=512, center=False)) ** 2
-librosa.power_to_db(spec, ref=1.0, top_db=80.0)
+spec = np.abs(librosa.stft(x, n_fft=N_FFT, hop_length=HOP_LENGTH, center=False)) ** 2
+librosa.power_to_db(spec, ref=1.0, top_db=TOP_DB)
 librosa.feature.melspectrogram(y=x, sr=SAMPLE_RATE)
 envelope = np.abs(np.random.default_rng(0).normal(size=3000))
-librosa.beat.beat_track(onset_envelope=envelope, sr=51200, hop_length=512, trim=False)
-librosa.feature.tempo(onset_envelope=envelope[:800], sr=51200, hop_length=512)
+librosa.beat.beat_track(onset_envelope=envelope, sr=100 * HOP_LENGTH, hop_length=HOP_LENGTH, trim=False)
+librosa.feature.tempo(onset_envelope=envelope[:800], sr=100 * HOP_LENGTH, hop_length=HOP_LENGTH)
