@@ -14,7 +14,24 @@ from ..constants import N_KEYS, N_MELS, PEDAL_CHANNELS, SEGMENT_FRAMES
 from .maestro import load_shard, shard_paths
 
 
-SEGMENT_ARRAYS = ("mel", "onsets", "offsets", "frames", "velocities", "pedal", "keys")  # per-frame arrays of a shard
+
+
+def segment_targets(shard: dict, k: int, a: int, b: int, pedal: bool = False, keys: bool = False) -> dict:
+    """The training targets of frames ``a:b`` of segment ``k`` of a shard (:func:`~.maestro.load_shard`'s arrays):
+    ``onset``, ``offset``, ``frame`` ``[frames, 88]``, ``velocity`` ``[frames, 176]`` (velocities and onsets, for
+    :func:`~.losses.velocity_loss`), with ``pedal`` ``pedal`` ``[frames, 4]`` (the three pedal channels and the
+    segment's label mask repeated per frame) and with ``keys`` ``keys`` ``[frames, 89]`` (key-down labels and mask)."""
+    onsets = shard["onsets"][k][a:b]
+    targets = {"onset": onsets, "offset": shard["offsets"][k][a:b], "frame": shard["frames"][k][a:b],
+               "velocity": np.concatenate([shard["velocities"][k][a:b], onsets], axis=-1)}
+    n = len(onsets)
+    if pedal:
+        mask = np.full((n, 1), shard["pedal_mask"][k], np.float32)
+        targets["pedal"] = np.concatenate([shard["pedal"][k][a:b], mask], axis=-1)
+    if keys:
+        mask = np.full((n, 1), shard["keys_mask"][k], np.float32)
+        targets["keys"] = np.concatenate([shard["keys"][k][a:b], mask], axis=-1)
+    return targets
 
 
 def segment_generator(paths, shuffle: bool, seed: int, repeat: bool, pedal: bool = False, frames: int | None = None,
@@ -34,20 +51,7 @@ def segment_generator(paths, shuffle: bool, seed: int, repeat: bool, pedal: bool
                 if frames is not None and frames < b:
                     a = int(rng.integers(max(int(shard["lengths"][k]) - frames, 0) + 1)) if shuffle else 0
                     b = a + frames
-                shard_k = {n: shard[n][k][a:b] for n in SEGMENT_ARRAYS}
-                targets = {
-                    "onset": shard_k["onsets"],
-                    "offset": shard_k["offsets"],
-                    "frame": shard_k["frames"],
-                    "velocity": np.concatenate([shard_k["velocities"], shard_k["onsets"]], axis=-1),
-                }
-                if pedal:
-                    mask = np.full((len(shard_k["mel"]), 1), shard["pedal_mask"][k], np.float32)
-                    targets["pedal"] = np.concatenate([shard_k["pedal"], mask], axis=-1)
-                if keys:
-                    mask = np.full((len(shard_k["mel"]), 1), shard["keys_mask"][k], np.float32)
-                    targets["keys"] = np.concatenate([shard_k["keys"], mask], axis=-1)
-                yield shard_k["mel"], targets
+                yield shard["mel"][k][a:b], segment_targets(shard, k, a, b, pedal, keys)
         if not repeat:
             return
 

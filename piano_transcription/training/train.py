@@ -187,7 +187,7 @@ def main(argv=None, prog: str = "python -m piano_transcription.training.train") 
     p.add_argument("prepared_dir", help="folder written by prepare_dataset (manifest.json + shards)")
     p.add_argument("run_dir", help="folder for checkpoints, logs and model.keras (resumed if it exists)")
     p.add_argument("--config", default="small",
-                   help="model size: maestro, small, small_pedal, small_keys or tiny (default small)")
+                   help="model size: maestro, small, small_pedal, small_keys, medium_keys or tiny (default small)")
     p.add_argument("--pedal", action="store_true", help="add the sustain-pedal head to the config")
     p.add_argument("--keys", action="store_true",
                    help="add the key head (key held down, for note ends at key release; implies --pedal)")
