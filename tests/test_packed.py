@@ -11,6 +11,14 @@ from piano_transcription.training.packed import (MEL_STEP_DB, augment_mel, crop_
 from piano_transcription.training.timed import cosine_rate, load_weight_parts, save_weight_parts
 
 
+@pytest.fixture(scope="module")
+def packed(prepared, tmp_path_factory):
+    """The whole tiny prepared set, packed."""
+    out = tmp_path_factory.mktemp("packed") / "p"
+    pack(prepared, out, megabytes=100, validation_megabytes=100)
+    return out
+
+
 def test_mel_codes_round_trip_within_half_a_step(rng):
     mel = rng.uniform(-100, 60, (3, 50, 229)).astype(np.float32)
     mel[:, 10:20] = mel[:, 9:10]  # steady frames: zero differences
@@ -31,16 +39,15 @@ def test_packed_shard_keeps_labels_and_is_smaller(prepared):
     assert np.abs(back["mel"] - shard["mel"]).max() <= MEL_STEP_DB / 2 + 1e-2
 
 
-def test_pack_respects_the_size_and_never_overwrites(prepared, tmp_path):
-    out = pack(prepared, tmp_path / "p", megabytes=100, validation_megabytes=100)
-    assert len(out["splits"]["train"]) == len(shard_paths(prepared, "train"))
-    assert len(load_packed(tmp_path / "p", "validation")) == len(shard_paths(prepared, "validation"))
+def test_pack_respects_the_size_and_never_overwrites(prepared, packed, tmp_path):
+    assert len(load_packed(packed, "train")) == len(shard_paths(prepared, "train"))
+    assert len(load_packed(packed, "validation")) == len(shard_paths(prepared, "validation"))
     small = pack(prepared, tmp_path / "q", megabytes=0.0, validation_megabytes=0.0)
     assert small["splits"]["train"] == {}
     with pytest.raises(ValueError, match="empty"):
         load_packed(tmp_path / "q", "train")
     with pytest.raises(FileExistsError):
-        pack(prepared, tmp_path / "p", megabytes=1)
+        pack(prepared, packed, megabytes=1)
 
 
 def test_crops_keep_input_and_labels_aligned(prepared, rng):
@@ -85,12 +92,11 @@ def test_weight_parts_round_trip_in_order(tmp_path, rng):
 
 
 @pytest.mark.slow
-def test_timed_training_exports_a_model_with_its_weights(prepared, tmp_path):
+def test_timed_training_exports_a_model_with_its_weights(packed, tmp_path):
     from piano_transcription.model import load_model
     from piano_transcription.training.timed import export, train_timed
 
-    pack(prepared, tmp_path / "p", megabytes=100)
-    summary = train_timed(tmp_path / "p", tmp_path / "run", "tiny_pedal", minutes=0.02, batch_size=2,
+    summary = train_timed(packed, tmp_path / "run", "tiny_pedal", minutes=0.02, batch_size=2,
                           crop_seconds=1, steps_per_epoch=3, validation_batches=1, workers=1, eager=True)
     assert summary["steps"] >= 1 and np.isfinite(summary["best_val_loss"])
     log = (tmp_path / "run" / "log.csv").read_text().splitlines()
@@ -121,11 +127,10 @@ def test_half_precision_parts_travel_in_half_the_bytes(tmp_path, rng):
     assert back[0].dtype == np.float16 and np.allclose(back[0], weights[0], rtol=1e-3, atol=1e-3)
 
 
-def test_starting_weights_of_another_model_are_refused(prepared, tmp_path):
+def test_starting_weights_of_another_model_are_refused(packed, tmp_path):
     from piano_transcription.model import build_model
     from piano_transcription.training.timed import train_timed
 
     save_weight_parts(build_model("tiny").get_weights(), tmp_path / "init", "last")
-    pack(prepared, tmp_path / "p", megabytes=1)
     with pytest.raises(ValueError, match="do not fit"):
-        train_timed(tmp_path / "p", tmp_path / "run", "tiny_pedal", minutes=0.01, init_dir=tmp_path / "init")
+        train_timed(packed, tmp_path / "run", "tiny_pedal", minutes=0.01, init_dir=tmp_path / "init")
