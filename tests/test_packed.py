@@ -127,10 +127,12 @@ def test_half_precision_parts_travel_in_half_the_bytes(tmp_path, rng):
     assert back[0].dtype == np.float16 and np.allclose(back[0], weights[0], rtol=1e-3, atol=1e-3)
 
 
-def test_starting_weights_of_another_model_are_refused(packed, tmp_path):
+def test_a_used_folder_and_the_weights_of_another_model_are_refused(packed, tmp_path):
     from piano_transcription.model import build_model
     from piano_transcription.training.timed import train_timed
 
     save_weight_parts(build_model("tiny").get_weights(), tmp_path / "init", "last")
+    with pytest.raises(FileExistsError, match="holds the weights"):
+        train_timed(packed, tmp_path / "init", "tiny")
     with pytest.raises(ValueError, match="do not fit"):
         train_timed(packed, tmp_path / "run", "tiny_pedal", minutes=0.01, init_dir=tmp_path / "init")

@@ -78,6 +78,11 @@ def load_weight_parts(out_dir: Path, tag: str) -> list[np.ndarray]:
     return [arrays[k] for k in sorted(arrays)]
 
 
+def _write_json(path: Path, data: dict) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=1))
+
+
 def _sync(model) -> None:
     """Under JAX, ``fit`` keeps the variables' values outside the model between steps: bring them back before a
     callback reads or assigns a variable (a no-op on the other backends)."""
@@ -122,6 +127,8 @@ def train_timed(packed_dir, out_dir, config="small_keys", minutes: float = 5.0, 
     from .packed import load_packed, packed_sequence
 
     out_dir = Path(out_dir)
+    if any(out_dir.glob("*_weights_*.npz")):
+        raise FileExistsError(f"{out_dir}: holds the weights of a run already; choose a new folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     device = _backend_setup(keras)
@@ -147,11 +154,11 @@ def train_timed(packed_dir, out_dir, config="small_keys", minutes: float = 5.0, 
     segments = sum(len(s["mel"]) for s in train_shards)
     print(f"{device}: {cfg}, {model.count_params()} parameters; {segments} training segments "
           f"(loaded in {time.time() - t_load:.1f} s); {minutes} min", flush=True)
-    (out_dir / "config.json").write_text(json.dumps(
-        dict(config=cfg.__dict__, minutes=minutes, batch_size=batch_size, crop_seconds=crop_seconds,
-             learning_rate=learning_rate, warmup_steps=warmup_steps, seed=seed, device=device,
-             backend=keras.backend.backend(), packed_dir=str(packed_dir), train_segments=segments,
-             init=f"{init_dir}:{init_tag}" if init_dir else None), indent=1))
+    _write_json(out_dir / "config.json", dict(
+        config=cfg.__dict__, minutes=minutes, batch_size=batch_size, crop_seconds=crop_seconds,
+        learning_rate=learning_rate, warmup_steps=warmup_steps, seed=seed, device=device,
+        backend=keras.backend.backend(), packed_dir=str(packed_dir), train_segments=segments,
+        init=f"{init_dir}:{init_tag}" if init_dir else None))
     budget = minutes * 60.0
 
     class Budget(keras.callbacks.Callback):
@@ -197,7 +204,7 @@ def train_timed(packed_dir, out_dir, config="small_keys", minutes: float = 5.0, 
                "final_learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
                "val_loss": history.get("val_loss", [None])[-1], "best_val_loss": budget_cb.best,
                "best_step": budget_cb.best_step}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    _write_json(out_dir / "summary.json", summary)
     print(json.dumps(summary), flush=True)
     return summary
 
