@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -17,14 +18,45 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def pytest_configure(config):
-    """In the first process only (not in xdist workers): librosa's numba kernels compiled into numba's cache.
+NUMBA_LOCK = "PIANO_TRANSCRIPTION_NUMBA_LOCK"  # environment variable: the warm-up's lock file, inherited by workers
+_WARMUP = pytest.StashKey[subprocess.Popen]()
 
-    Processes compiling into one cold cache at once crashed a worker in librosa.beat; compiled once here (about 35 s
-    on 2 cores the first time, a few seconds once cached), the workers only read the cache.
+
+def pytest_configure(config):
+    """In the first process only (not in xdist workers): librosa's numba kernels compiled into numba's cache, in the
+    background while the workers start and run the tests that do not use librosa.
+
+    Processes compiling into one cold cache at once crashed a worker in librosa.beat; compiled once (about 35 s of
+    one core the first time, a few seconds once cached), the workers only read the cache: the warm-up holds a file
+    lock until it is done, and the ``librosa`` fixture waits for it.
     """
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "compile_numba_kernels.py")], check=True)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    lock = Path(tempfile.gettempdir()) / f"piano-transcription-numba-{os.getpid()}.lock"
+    os.environ[NUMBA_LOCK] = str(lock)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "compile_numba_kernels.py"), str(lock)],
+                            stdout=subprocess.PIPE, text=True)
+    proc.stdout.readline()  # the warm-up holds the lock from here on
+    config.stash[_WARMUP] = proc
+
+
+def pytest_unconfigure(config):
+    proc = config.stash.get(_WARMUP, None)
+    if proc is None:
+        return
+    if proc.wait() != 0:
+        warnings.warn(f"compiling librosa's numba kernels failed (exit status {proc.returncode})")
+    Path(os.environ.pop(NUMBA_LOCK)).unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def librosa():
+    """librosa (the tests' reference), once the background warm-up has compiled its kernels."""
+    lock = os.environ.get(NUMBA_LOCK)
+    if lock:
+        with FileLock(lock):
+            pass
+    return pytest.importorskip("librosa")
 
 
 @pytest.fixture(scope="session")

@@ -33,8 +33,7 @@ def exported(built_once):
     return load_model(d / "m.keras"), d / "m.tflite", d / "q.tflite"
 
 
-def test_in_graph_mel_matches_librosa():
-    import librosa
+def test_in_graph_mel_matches_librosa(librosa):
     import tensorflow as tf
 
     from piano_transcription.audio import mel_filters

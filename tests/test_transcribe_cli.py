@@ -327,10 +327,9 @@ def test_tempo_map_follows_tempo_changes_and_keeps_note_times(tmp_path):
 
 
 @pytest.mark.slow
-def test_beat_tracker_agrees_with_librosa():
+def test_beat_tracker_agrees_with_librosa(librosa):
     """Our numpy dynamic program finds the beats librosa's (numba) beat tracker finds, on a jittered performance
     whose tempo drifts."""
-    librosa = pytest.importorskip("librosa")
     from piano_transcription.midi import make_notes
     from piano_transcription.music import beat_track, envelope_tempo, estimate_tempo, local_tempo, onset_envelope
 
