@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from ..audio import load_audio, log_mel, normalize
 from ..constants import HOP_LENGTH, SAMPLE_RATE, SEGMENT_FRAMES
-from ..io import atomic_path
+from ..io import write_json
 from ..midi import (END, START, MidiError, apply_sustain_pedal, last_event_time, notes_to_pretty_midi, pedal_intervals,
                     read_performance)
 from ..training.labels import key_rolls, notes_to_rolls, pedal_rolls
@@ -329,8 +329,7 @@ def build_corpus(splits: dict, out_dir: str | os.PathLike, counts: dict[str, int
 
     def save():
         manifest["problems"] = sorted(set(problems))  # this run's: a resumed build retries earlier failures
-        with atomic_path(manifest_path) as tmp:
-            tmp.write_text(json.dumps(manifest, indent=1))
+        write_json(manifest_path, manifest)
 
     # spawned, not forked: sfizz's loader threads do not survive a fork of a process that used it
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:

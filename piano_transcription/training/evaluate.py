@@ -178,14 +178,11 @@ def false_positives_per_octave(examples: list[dict], onset_threshold=DEFAULT_THR
 def tune_and_save(model_path, prepared_dir, split: str = "validation", limit: int | None = None) -> dict:
     """Tune per-octave thresholds of a model on a prepared split and write them beside the model
     (``X.thresholds.json``, read by the transcription code); return them."""
-    import json
-
-    from ..io import atomic_path
+    from ..io import write_json
     from ..model import load_model
     from ..predictor import thresholds_path
 
     examples = list(predict_split(load_model(model_path), prepared_dir, split, limit=limit))
     tuned = tune_thresholds(examples)
-    with atomic_path(thresholds_path(model_path)) as tmp:
-        tmp.write_text(json.dumps({k: [round(float(x), 3) for x in v] for k, v in tuned.items()}, indent=1))
+    write_json(thresholds_path(model_path), {k: [round(float(x), 3) for x in v] for k, v in tuned.items()})
     return tuned

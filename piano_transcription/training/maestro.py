@@ -268,7 +268,7 @@ def prepare_dataset(maestro_dir: str | os.PathLike, out_dir: str | os.PathLike, 
     """
     from tqdm.auto import tqdm
 
-    from ..io import atomic_path
+    from ..io import write_json
 
     maestro_dir, out_dir = Path(maestro_dir), Path(out_dir)
     df = read_metadata(maestro_dir)
@@ -297,8 +297,7 @@ def prepare_dataset(maestro_dir: str | os.PathLike, out_dir: str | os.PathLike, 
     def record(split, row, shard, info):
         manifest["splits"][split][row.id] = dict(shard=str(shard.relative_to(out_dir)), **info,
                                                  audio=row.audio_filename, midi=row.midi_filename)
-        with atomic_path(manifest_path) as tmp:
-            tmp.write_text(json.dumps(manifest, indent=1))
+        write_json(manifest_path, manifest)
 
     if workers <= 1:
         for split, row, shard in tqdm(jobs, desc="prepare", disable=not progress):
@@ -319,8 +318,7 @@ def prepare_dataset(maestro_dir: str | os.PathLike, out_dir: str | os.PathLike, 
                 except Exception as exc:
                     errors.append(f"{row.audio_filename}: {exc}")
     manifest["failed"] = errors  # this run's failures (a re-run retries them)
-    with atomic_path(manifest_path) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1))
+    write_json(manifest_path, manifest)
     if errors:
         warnings.warn("pieces that failed: " + "; ".join(errors), stacklevel=2)
     return manifest

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..constants import TOP_DB
-from ..io import atomic_path
+from ..io import atomic_path, write_json
 from .dataset import segment_targets
 from .maestro import load_shard, read_manifest
 
@@ -99,12 +99,11 @@ def pack(prepared_dir: str | os.PathLike, packed_dir: str | os.PathLike, megabyt
             if used + len(data) > budget * 1e6:
                 break
             with atomic_path(packed_dir / split / f"{pid}{PACKED_SUFFIX}") as tmp:
-                Path(tmp).write_bytes(data)
+                tmp.write_bytes(data)
             chosen[pid] = {"shard": f"{split}/{pid}{PACKED_SUFFIX}", "source": entry.get("source")}
             used += len(data)
         out["splits"][split] = chosen
-    with atomic_path(packed_dir / MANIFEST) as tmp:
-        Path(tmp).write_text(json.dumps(out, indent=1))
+    write_json(packed_dir / MANIFEST, out)
     return out
 
 

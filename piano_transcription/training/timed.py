@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ..constants import FRAMES_PER_SECOND
-from ..io import atomic_path
+from ..io import atomic_path, write_json
 from .train import CLIP_NORM
 
 PART_MEGABYTES = 16.0  # largest weights file (MB; the device tool brings back files of up to 16 MiB)
@@ -78,9 +77,12 @@ def load_weight_parts(out_dir: Path, tag: str) -> list[np.ndarray]:
     return [arrays[k] for k in sorted(arrays)]
 
 
-def _write_json(path: Path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=1))
+def set_weight_parts(model, weights: list[np.ndarray], source: str) -> None:
+    """Load a weight list of :func:`load_weight_parts` into ``model``; ValueError (naming ``source``) if the shapes
+    are another model's."""
+    if [w.shape for w in weights] != [tuple(w.shape) for w in model.get_weights()]:
+        raise ValueError(f"{source}: the weights do not fit the model")
+    model.set_weights(weights)
 
 
 def _sync(model) -> None:
@@ -135,10 +137,7 @@ def train_timed(packed_dir, out_dir, config="small_keys", minutes: float = 5.0, 
     cfg = get_config(config)
     model = build_model(cfg)
     if init_dir is not None:
-        weights = load_weight_parts(init_dir, init_tag)
-        if [w.shape for w in weights] != [tuple(w.shape) for w in model.get_weights()]:
-            raise ValueError(f"{init_dir}: the {init_tag} weights do not fit a {config} model")
-        model.set_weights(weights)
+        set_weight_parts(model, load_weight_parts(init_dir, init_tag), f"{init_dir} ({init_tag}, config {config})")
     pedal, keys = has_pedal(model), has_keys(model)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=CLIP_NORM), loss=losses(pedal, keys),
                   run_eagerly=eager)
@@ -154,7 +153,7 @@ def train_timed(packed_dir, out_dir, config="small_keys", minutes: float = 5.0, 
     segments = sum(len(s["mel"]) for s in train_shards)
     print(f"{device}: {cfg}, {model.count_params()} parameters; {segments} training segments "
           f"(loaded in {time.time() - t_load:.1f} s); {minutes} min", flush=True)
-    _write_json(out_dir / "config.json", dict(
+    write_json(out_dir / "config.json", dict(
         config=cfg.__dict__, minutes=minutes, batch_size=batch_size, crop_seconds=crop_seconds,
         learning_rate=learning_rate, warmup_steps=warmup_steps, seed=seed, device=device,
         backend=keras.backend.backend(), packed_dir=str(packed_dir), train_segments=segments,
@@ -204,7 +203,7 @@ def train_timed(packed_dir, out_dir, config="small_keys", minutes: float = 5.0, 
                "final_learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
                "val_loss": history.get("val_loss", [None])[-1], "best_val_loss": budget_cb.best,
                "best_step": budget_cb.best_step}
-    _write_json(out_dir / "summary.json", summary)
+    write_json(out_dir / "summary.json", summary)
     print(json.dumps(summary), flush=True)
     return summary
 
@@ -216,11 +215,7 @@ def export(out_dir, model_path, tag: str = "last") -> None:
     out_dir = Path(out_dir)
     cfg = json.loads((out_dir / "config.json").read_text())["config"]
     model = build_model(cfg)
-    weights = load_weight_parts(out_dir, tag)
-    shapes = [w.shape for w in model.get_weights()]
-    if [w.shape for w in weights] != shapes:
-        raise ValueError(f"{out_dir}: the {tag} weights do not fit the model of its config.json")
-    model.set_weights(weights)
+    set_weight_parts(model, load_weight_parts(out_dir, tag), f"{out_dir} ({tag}, its config.json)")
     save_model(model, model_path)
 
 
