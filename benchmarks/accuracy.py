@@ -57,7 +57,7 @@ def main() -> None:
     p.add_argument("--model", default=str(ROOT / "piano_transcription" / "models" / "default.keras"))
     p.add_argument("--heldout-dir", default=str(ROOT / "data" / "generated" / "heldout"))
     p.add_argument("--pieces", type=int, default=12)
-    p.add_argument("--tflite", nargs="*", default=[], help="also TFLite models (windowed 1.12 s inference)")
+    p.add_argument("--tflite", nargs="*", default=[], help="also TFLite models (raw-audio windows)")
     p.add_argument("--basic-pitch", action="store_true")
     a = p.parse_args()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from .assets import DEMO_AUDIO, DEMO_MIDI
 from .audio import AUDIO_EXTENSIONS
 from .cleanup import DEFAULT_PRESET, PRESETS, Cleanup
-from .constants import DEFAULT_DURATIONS, DURATIONS
+from .constants import DEFAULT_DURATIONS, DURATIONS, SEGMENT_FRAMES
 
 SUBCOMMANDS = ("demo", "prepare", "build-synthetic", "corpus", "train", "tune-thresholds", "magenta-to-keras",
                "export-tflite")
@@ -296,17 +296,23 @@ def run_magenta(argv) -> int:
 
 def run_export_tflite(argv) -> int:
     p = argparse.ArgumentParser(prog="piano-transcribe export-tflite",
-                                description="Export a Keras model as a raw-audio TFLite model (17920 samples -> "
-                                            "32 frames of onset/offset/frame logits and velocities).")
+                                description="Export a Keras model as a raw-audio TFLite model (a window of samples "
+                                            "-> its frames of onset/offset/frame logits and velocities).")
     p.add_argument("model")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--quantize", action="store_true", help="dynamic-range int8 weights (about 4x smaller, less "
                                                           "accurate)")
     p.add_argument("--float16", action="store_true", help="float16 weights (about 2x smaller, as accurate)")
+    p.add_argument("--frames", type=int, default=SEGMENT_FRAMES,
+                   help=f"frames per window (default {SEGMENT_FRAMES}: 20 s, the training segment, read in overlapping "
+                        "windows as the Keras model; 32: Magenta's 17920-sample contract, faster, less accurate)")
     a = p.parse_args(argv)
+    if a.frames < 1:
+        _err(f"--frames must be at least 1, got {a.frames}")
+        return 2
     from .tflite import export_tflite
 
-    export_tflite(a.model, a.output, quantize=a.quantize, float16=a.float16)
+    export_tflite(a.model, a.output, quantize=a.quantize, float16=a.float16, frames=a.frames)
     print(f"wrote {a.output}")
     return 0
 

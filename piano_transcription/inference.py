@@ -12,6 +12,7 @@ yields the kept frames window by window, so memory does not grow with the record
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
@@ -20,6 +21,8 @@ from .constants import HOP_LENGTH, N_FFT, SEGMENT_FRAMES, frames_for_samples
 
 MARGIN_FRAMES = 64  # 2.048 s of context kept on each side of a window's centre
 PredictBatch = Callable[[np.ndarray], dict]
+_TRACED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # Keras model -> {jit_compile: tf.function}
+XLA_MIN_WINDOWS = 40  # recordings of at least this many windows (about 10 minutes) run XLA-compiled on a CPU
 
 
 def window_starts(n_frames: int, window: int = SEGMENT_FRAMES, margin: int = MARGIN_FRAMES) -> list[int]:
@@ -52,11 +55,15 @@ def stream_windows(predict_batch: PredictBatch, windows: Iterable[np.ndarray], n
 
     starts = window_starts(n_frames, window, margin)
     ranges = stitch_ranges(starts, n_frames, window, margin)
+    size = min(batch_size, len(starts))  # every batch this size: one traced graph per recording
     it = iter(windows)
     with tqdm(total=len(starts), desc="transcribe", unit="window", disable=not progress) as bar:
         for b in range(0, len(starts), batch_size):
             chunk = [next(it) for _ in starts[b: b + batch_size]]
-            y = predict_batch(np.stack(chunk).astype(np.float32))
+            x = np.stack(chunk).astype(np.float32)
+            if len(chunk) < size:  # a short last batch: padded with zero windows, whose output is unused
+                x = np.concatenate([x, np.zeros((size - len(chunk),) + x.shape[1:], np.float32)])
+            y = predict_batch(x)
             for j in range(len(chunk)):
                 src_from, src_to, _ = ranges[b + j]
                 yield {k: np.asarray(v[j, src_from:src_to], np.float32) for k, v in y.items()}
@@ -82,14 +89,13 @@ def slice_windows(mel: np.ndarray, window: int = SEGMENT_FRAMES, margin: int = M
         yield x
 
 
-def mel_windows(blocks: Iterable[np.ndarray], n_samples: int, window: int = SEGMENT_FRAMES,
-                margin: int = MARGIN_FRAMES) -> Iterator[np.ndarray]:
-    """Log-mel windows ``[window, 229]`` of 16 kHz audio given as consecutive ``blocks`` (``n_samples`` in
-    all), in the order of :func:`window_starts`; only the current window's samples are kept.  Frame ``i``
-    is centred at sample ``512 i`` with zeros beyond both ends, as :func:`~piano_transcription.audio.log_mel`
-    frames a whole recording."""
-    from .audio import log_mel
-
+def sample_windows(blocks: Iterable[np.ndarray], n_samples: int, window: int = SEGMENT_FRAMES,
+                   margin: int = MARGIN_FRAMES) -> Iterator[np.ndarray]:
+    """The samples of each window ``[(window - 1) * 512 + 2048]`` of 16 kHz audio given as consecutive
+    ``blocks`` (``n_samples`` in all), in the order of :func:`window_starts`; only the current window's
+    samples are kept.  Frame ``i`` is centred at sample ``512 i`` with zeros beyond both ends, as
+    :func:`~piano_transcription.audio.log_mel` frames a whole recording: a window's uncentred frames are
+    exactly those of the whole recording."""
     half = N_FFT // 2
     buf, buf_start = np.zeros(half, np.float32), -half  # absolute index of buf[0]; zeros before the start
     source = iter(blocks)
@@ -100,19 +106,58 @@ def mel_windows(blocks: Iterable[np.ndarray], n_samples: int, window: int = SEGM
             if block is None:
                 block = np.zeros(b - buf_start - len(buf), np.float32)
             buf = np.concatenate([buf, block])
-        seg = buf[a - buf_start: b - buf_start]
-        yield log_mel(seg, center=False)
+        yield buf[a - buf_start: b - buf_start]
         buf, buf_start = buf[a - buf_start:], a
 
 
-def keras_predictor(model) -> PredictBatch:
-    """A ``predict_batch`` function for a Keras model (one compiled graph for the window shape)."""
+def mel_windows(blocks: Iterable[np.ndarray], n_samples: int, window: int = SEGMENT_FRAMES,
+                margin: int = MARGIN_FRAMES) -> Iterator[np.ndarray]:
+    """Log-mel windows ``[window, 229]`` of :func:`sample_windows` (the dB floor set per window, as for the
+    training segments)."""
+    from .audio import log_mel
+
+    for samples in sample_windows(blocks, n_samples, window, margin):
+        yield log_mel(samples, center=False)
+
+
+def keras_predictor(model, jit_compile: bool = False) -> PredictBatch:
+    """A ``predict_batch`` function for a Keras model: one ``tf.function`` per model (kept while the model
+    lives, so that every recording after the first reuses its trace) traced per batch shape, compiled with
+    XLA if ``jit_compile`` (see :func:`xla_pays`)."""
+    from .tf_env import quiet_tensorflow
+
+    quiet_tensorflow()
+    import keras
+
+    if keras.backend.backend() != "tensorflow":  # Keras on JAX or PyTorch (training on an accelerator)
+        return lambda x: {k: np.asarray(v) for k, v in model.predict_on_batch(x).items()}
+    import tensorflow as tf
+
+    traced = _TRACED.setdefault(model, {})
+    if jit_compile not in traced:
+        ref = weakref.ref(model)  # the cache must not keep the model alive
+        traced[jit_compile] = tf.function(lambda x: ref()(x, training=False), jit_compile=jit_compile)
+    forward = traced[jit_compile]
 
     def predict(x):
-        y = model.predict_on_batch(x)
-        return {k: np.asarray(v) for k, v in y.items()}
+        return {k: np.asarray(v) for k, v in forward(tf.constant(x)).items()}
 
     return predict
+
+
+def xla_pays(n_windows: int) -> bool:
+    """Whether to compile the model with XLA for a recording of ``n_windows`` windows: on a CPU only (a GPU
+    runs the LSTMs with cuDNN), and only for long recordings.  On the 2-core AMD EPYC without AVX-512, XLA
+    runs a batch of 4 x 626 frames in 0.64 s instead of 0.88 s but its first batch takes 2.2 s longer
+    (compilation), so it pays from about 9 batches (36 windows, 9 minutes of audio) on."""
+    from .tf_env import quiet_tensorflow
+
+    if n_windows < XLA_MIN_WINDOWS:
+        return False
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    return not tf.config.list_physical_devices("GPU")
 
 
 def predict_windows(predict_batch: PredictBatch, mel: np.ndarray, window: int = SEGMENT_FRAMES,

@@ -69,16 +69,14 @@ def envelope_tempo(env: np.ndarray, fps: float, prior_bpm: float = 120.0, prior_
 
 def estimate_tempo(notes: np.ndarray, min_bpm: float = 40.0, max_bpm: float = 200.0, fps: float = 100.0,
                    prior_bpm: float = 120.0, prior_octaves: float = 1.0) -> float:
-    """Tempo (BPM) from note onsets: :func:`envelope_tempo` of the onset train (each distinct onset time counts
-    once, smoothed over +-30 ms).  120.0 when there are too few notes."""
-    onsets = np.unique(np.round(notes[:, START] * fps).astype(int)) if len(notes) else np.array([], int)
-    if len(onsets) < 4:
+    """Tempo (BPM) from note onsets: :func:`envelope_tempo` of the beat tracker's :func:`onset_envelope` (each
+    onset weighted by its velocity, so that chords and accents -- which mark the beats -- outweigh the notes
+    between them).  Counting each onset time once instead let a run of eighth notes double the tempo of a
+    transcription (187.5 instead of 93.75 BPM in the score round-trip test).  120.0 when there are fewer than
+    four distinct onsets."""
+    if len(notes) == 0 or len(np.unique(np.round(notes[:, START] * fps))) < 4:
         return prior_bpm
-    train = np.zeros(onsets.max() + 1)
-    train[onsets] = 1.0
-    kernel = np.exp(-0.5 * (np.arange(-3, 4) / 1.5) ** 2)  # tolerate +-30 ms timing jitter
-    train = np.convolve(train, kernel, mode="same")
-    return envelope_tempo(train, fps, prior_bpm, prior_octaves, min_bpm, max_bpm)
+    return envelope_tempo(onset_envelope(notes, fps), fps, prior_bpm, prior_octaves, min_bpm, max_bpm)
 
 
 BEAT_FPS = 100.0  # frames per second of the onset envelope the beat tracker reads

@@ -21,7 +21,7 @@ import numpy as np
 
 from .assets import DEFAULT_MODEL, DEFAULT_TFLITE
 from .audio import AudioSource
-from .constants import N_KEYS
+from .constants import N_KEYS, SEGMENT_FRAMES
 from .decode import DEFAULT_FRAME_THRESHOLD, DEFAULT_ONSET_THRESHOLD, per_key
 from .inference import collect
 
@@ -115,6 +115,7 @@ class KerasPredictor(Predictor):
     """A Keras model (``.keras`` file or loaded object) over 20 s log-mel windows."""
 
     backend = "keras"
+    window = SEGMENT_FRAMES  # frames per inference window (the training segment's length)
 
     def __init__(self, model, thresholds: dict | None = None, batch_size: int = 4):
         from .model import load_model
@@ -141,14 +142,17 @@ class KerasPredictor(Predictor):
 
     def stream(self, source: AudioSource, progress: bool = False):
         from .constants import frames_for_samples
-        from .inference import keras_predictor, mel_windows, stream_windows
+        from .inference import keras_predictor, mel_windows, stream_windows, window_starts, xla_pays
 
-        return stream_windows(keras_predictor(self.model), mel_windows(source.blocks(), source.n_samples),
-                              frames_for_samples(source.n_samples), batch_size=self.batch_size, progress=progress)
+        xla = xla_pays(len(window_starts(frames_for_samples(source.n_samples), self.window)))
+        return stream_windows(keras_predictor(self.model, xla), mel_windows(source.blocks(), source.n_samples, self.window),
+                              frames_for_samples(source.n_samples), self.window, batch_size=self.batch_size,
+                              progress=progress)
 
 
 class TFLitePredictor(Predictor):
-    """A raw-audio TFLite model (ours, or Magenta's ``onsets_frames_wavinput.tflite``), 1.12 s windows."""
+    """A raw-audio TFLite model: ours (20 s windows, read as the Keras model reads them) or Magenta's
+    ``onsets_frames_wavinput.tflite`` (1.12 s windows side by side)."""
 
     backend = "tflite"
 

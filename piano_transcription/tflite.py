@@ -1,18 +1,23 @@
 """TFLite: a raw-audio model exported from a Keras model, and windowed inference with any such model.
 
-The contract is that of Magenta's ``onsets_frames_wavinput.tflite``: one input of 17920 float32
-samples at 16 kHz (1.12 s) and four outputs ``frame_logits``, ``onset_logits``, ``offset_logits`` and
-``velocity_values``, each ``[1, 32, 88]``.  The log-mel front end runs inside the graph:
-``tf.signal.stft`` (frames of 2048, hop 512, periodic Hann, no centre padding, so 17920 samples give
-exactly 32 frames), the same HTK mel filterbank as librosa (embedded as a constant), power to dB
-(``10 log10(max(x, 1e-10))``) and the 80 dB floor below the window's loudest bin (librosa's
-``top_db``, here per 1.12 s window instead of per 20 s segment).
+The contract is that of Magenta's ``onsets_frames_wavinput.tflite``: one input of float32 samples at
+16 kHz and four outputs ``frame_logits``, ``onset_logits``, ``offset_logits`` and ``velocity_values``,
+each ``[1, frames, 88]``.  Magenta's file reads 17920 samples (1.12 s) and writes 32 frames; ours read
+the training segment's 626 frames (20 s, ``(626 - 1) * 512 + 2048`` samples), so that the LSTMs see as
+much context as in training and as in the Keras path.  The log-mel front end runs inside the graph:
+``tf.signal.stft`` (frames of 2048, hop 512, periodic Hann, no centre padding, so ``(W - 1) * 512 +
+2048`` samples give exactly ``W`` frames), the same HTK mel filterbank as librosa (embedded as a
+constant), power to dB (``10 log10(max(x, 1e-10))``) and the 80 dB floor below the window's loudest
+bin (librosa's ``top_db``, per window, as per 20 s segment in training).
 
-Inference walks a recording in steps of 32 frames (16384 samples): the recording is padded with
-1024 zeros in front (so window frames fall on the centred frame grid of the rest of the project) and
-zeros at the end, window ``k`` reads samples ``[16384 k, 16384 k + 17920)``, and the 32 frames of each
-window are stacked.  This module imports neither TensorFlow nor librosa unless exporting: the
-interpreter comes from ``ai-edge-litert`` (TensorFlow's ``tf.lite.Interpreter`` as a fallback).
+Inference: a 20 s model walks a recording in the overlapping windows of the Keras path
+(:mod:`piano_transcription.inference`: 2 s of context kept on each side of each window's centre), so
+that both give the same rolls.  A short-window model (Magenta's) tiles it in steps of its window: the
+recording is padded with 1024 zeros in front (so window frames fall on the centred frame grid of the rest
+of the project) and zeros at the end, window ``k`` reads samples ``[16384 k, 16384 k + 17920)``, and
+the 32 frames of each window are stacked.  This module imports neither TensorFlow nor librosa unless
+exporting: the interpreter comes from ``ai-edge-litert`` (TensorFlow's ``tf.lite.Interpreter`` as a
+fallback).
 """
 
 from __future__ import annotations
@@ -22,12 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .constants import HOP_LENGTH, N_FFT, N_KEYS, PEDAL_CHANNELS, TOP_DB
-from .inference import collect
+from .constants import HOP_LENGTH, N_FFT, N_KEYS, PEDAL_CHANNELS, SEGMENT_FRAMES, TOP_DB, frames_for_samples
+from .inference import MARGIN_FRAMES, collect, sample_windows, stream_windows
 
-WINDOW_SAMPLES = 17920
+WINDOW_SAMPLES = 17920  # Magenta's contract: 1.12 s windows of 32 frames
 WINDOW_FRAMES = 32
 STEP_SAMPLES = WINDOW_FRAMES * HOP_LENGTH  # 16384
+EXPORT_FRAMES = SEGMENT_FRAMES  # our exports: windows of the training segment's 626 frames (20 s)
 OUTPUT_NAMES = ("frame_logits", "onset_logits", "offset_logits", "velocity_values")
 PEDAL_NAME = "pedal_logits"  # optional fifth output [1, 32, 3] of models with the sustain-pedal head
 KEYS_NAME = "keys_logits"  # optional output [1, 32, 88] of models with the key head
@@ -38,6 +44,18 @@ MAGENTA_TFLITE_URL = ("https://storage.googleapis.com/magentadata/models/onsets_
 
 class TFLiteModelError(ValueError):
     """A file that is not a TFLite model, or whose inputs/outputs do not have the expected signature."""
+
+
+def window_samples(frames: int) -> int:
+    """Samples a raw-audio window of ``frames`` uncentred frames reads: ``(frames - 1) * 512 + 2048``."""
+    return (frames - 1) * HOP_LENGTH + N_FFT
+
+
+def window_frames(samples: int) -> int | None:
+    """Frames of a raw-audio window of ``samples`` samples, or None if no whole number of frames fits it."""
+    if samples < N_FFT or (samples - N_FFT) % HOP_LENGTH:
+        return None
+    return 1 + (samples - N_FFT) // HOP_LENGTH
 
 
 # ------------------------------------------------------------------------------------------ export
@@ -54,8 +72,9 @@ def mel_front_end(samples, mel_matrix):
     return tf.math.maximum(db, floor)
 
 
-def raw_audio_model(model):
-    """A Keras model: ``audio [1, 17920]`` -> the four TFLite outputs ``[1, 32, 88]`` (logits for sigmoid heads)."""
+def raw_audio_model(model, frames: int = EXPORT_FRAMES):
+    """A Keras model: ``audio [window_samples(frames)]`` -> the TFLite outputs ``[1, frames, 88]`` (logits for
+    sigmoid heads; the pedal's ``[1, frames, 3]``)."""
     from .audio import mel_filters
     from .model import has_keys, has_pedal
     from .tf_env import quiet_tensorflow
@@ -85,13 +104,15 @@ def raw_audio_model(model):
         def call(self, x):
             return keras.ops.expand_dims(x, 0)
 
-    audio = keras.Input(batch_shape=(WINDOW_SAMPLES,), name="audio")  # [17920], as Magenta's file
+    audio = keras.Input(batch_shape=(window_samples(frames),), name="audio")  # [17920] for 32 frames, as Magenta's
     outputs = heads(MelFrontEnd(name="log_mel")(AddBatch(name="add_batch")(audio)))
     return keras.Model(audio, {k: keras.layers.Identity(name=k)(outputs[k]) for k in named})
 
 
-def export_tflite(model, output: str | os.PathLike, quantize: bool = False, float16: bool = False) -> Path:
-    """Convert a Keras model (object or ``.keras`` path) to a raw-audio ``.tflite`` file; return its path.
+def export_tflite(model, output: str | os.PathLike, quantize: bool = False, float16: bool = False,
+                  frames: int = EXPORT_FRAMES) -> Path:
+    """Convert a Keras model (object or ``.keras`` path) to a raw-audio ``.tflite`` file of ``frames``-frame
+    windows (default 626, the training segment; 32 is Magenta's 1.12 s contract); return its path.
 
     ``from_keras_model`` with the default built-in ops suffices (the BiLSTMs become WHILE loops, the
     STFT becomes RFFT2D; no SELECT_TF_OPS).  ``quantize`` applies dynamic-range int8 weight
@@ -107,7 +128,9 @@ def export_tflite(model, output: str | os.PathLike, quantize: bool = False, floa
 
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model)
-    converter = tf.lite.TFLiteConverter.from_keras_model(raw_audio_model(model))
+    if frames < 1:
+        raise ValueError(f"a window needs at least one frame, got {frames}")
+    converter = tf.lite.TFLiteConverter.from_keras_model(raw_audio_model(model, frames))
     if quantize or float16:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if float16:
@@ -120,8 +143,12 @@ def export_tflite(model, output: str | os.PathLike, quantize: bool = False, floa
 
 # ---------------------------------------------------------------------------------------- inference
 def make_interpreter(path: str | os.PathLike, num_threads: int | None = None):
-    """A TFLite interpreter from ai-edge-litert (TensorFlow's as a fallback); ``(interpreter, provider)``."""
+    """A TFLite interpreter from ai-edge-litert (TensorFlow's as a fallback); ``(interpreter, provider)``.
+    ``num_threads``: None uses every core this process may run on (TFLite's own default is one thread; two
+    threads transcribed 120 s in 2.19 s instead of 2.61 s on a 2-core CPU)."""
     path = str(path)
+    if num_threads is None:
+        num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
         from ai_edge_litert.interpreter import Interpreter
 
@@ -143,6 +170,9 @@ def make_interpreter(path: str | os.PathLike, num_threads: int | None = None):
 class TFLiteModel:
     """A raw-audio TFLite model with the contract above (ours, or Magenta's file)."""
 
+    frames = WINDOW_FRAMES  # frames per window (read from the file)
+    margin = 0  # frames of context dropped on each side of a window's centre (0: windows tile the recording)
+
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
         path = Path(path)
         if not path.exists():
@@ -150,10 +180,12 @@ class TFLiteModel:
         self.path = path
         self.interpreter, self.provider = make_interpreter(path, num_threads)
         inputs = self.interpreter.get_input_details()
-        if len(inputs) != 1 or int(np.prod(inputs[0]["shape"])) != WINDOW_SAMPLES:
-            raise TFLiteModelError(f"{path}: expected one input of {WINDOW_SAMPLES} samples, "
-                                   f"got {[tuple(d['shape']) for d in inputs]}")
-        self.input = inputs[0]
+        frames = window_frames(int(np.prod(inputs[0]["shape"]))) if len(inputs) == 1 else None
+        if frames is None:
+            raise TFLiteModelError(f"{path}: expected one input of (frames - 1) * 512 + 2048 samples (17920 for "
+                                   f"Magenta's 32 frames), got {[tuple(d['shape']) for d in inputs]}")
+        self.input, self.frames = inputs[0], frames
+        self.margin = MARGIN_FRAMES if frames > 4 * MARGIN_FRAMES else 0
         self.outputs = {}
         details = self.interpreter.get_output_details()
         signatures = self.interpreter.get_signature_list()
@@ -168,18 +200,30 @@ class TFLiteModel:
                     self.outputs[name] = d
         missing = [n for n in OUTPUT_NAMES if n not in self.outputs]
         widths = {PEDAL_NAME: len(PEDAL_CHANNELS)}
-        bad = [n for n, d in self.outputs.items() if tuple(d["shape"])[-2:] != (WINDOW_FRAMES, widths.get(n, N_KEYS))]
+        bad = [n for n, d in self.outputs.items() if tuple(d["shape"])[-2:] != (frames, widths.get(n, N_KEYS))]
         if missing or bad:
-            raise TFLiteModelError(f"{path}: outputs {missing or bad} missing or not [1, 32, 88]; "
+            raise TFLiteModelError(f"{path}: outputs {missing or bad} missing or not [1, {frames}, 88]; "
                                    f"found {[(d['name'], tuple(d['shape'])) for d in details]}")
 
     def run_window(self, window: np.ndarray) -> dict[str, np.ndarray]:
-        """Raw outputs ``{name: [32, 88]}`` of one 17920-sample window."""
+        """Raw outputs ``{name: [frames, 88]}`` of one window of ``window_samples(frames)`` samples."""
         x = np.asarray(window, np.float32).reshape(self.input["shape"])
         self.interpreter.set_tensor(self.input["index"], x)
         self.interpreter.invoke()
-        return {n: self.interpreter.get_tensor(d["index"]).reshape(WINDOW_FRAMES, -1)
+        return {n: self.interpreter.get_tensor(d["index"]).reshape(self.frames, -1)
                 for n, d in self.outputs.items()}
+
+    @staticmethod
+    def rolls(out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Probability rolls ``{onset, offset, frame, velocity[, pedal][, keys]}`` of one window's raw outputs."""
+        sig = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+        chunk = {"frame": sig(out["frame_logits"]), "onset": sig(out["onset_logits"]),
+                 "offset": sig(out["offset_logits"]), "velocity": out["velocity_values"]}
+        if PEDAL_NAME in out:
+            chunk["pedal"] = sig(out[PEDAL_NAME])
+        if KEYS_NAME in out:
+            chunk["keys"] = sig(out[KEYS_NAME])
+        return chunk
 
     @property
     def has_pedal(self) -> bool:
@@ -193,31 +237,36 @@ class TFLiteModel:
 
     def stream(self, blocks, n_samples: int, progress: bool = False):
         """Probability rolls of 16 kHz audio given as consecutive ``blocks`` (``n_samples`` in all), yielded
-        32 frames (one window) at a time: ``{onset, offset, frame, velocity[, pedal][, keys]}`` ``[<=32, ...]``."""
+        window by window: ``{onset, offset, frame, velocity[, pedal][, keys]}`` ``[frames, ...]``."""
+        if self.margin:  # long windows: overlapping, as the Keras path
+            def predict(x):  # [1, samples] -> {name: [1, frames, ...]}
+                return {k: v[None] for k, v in self.rolls(self.run_window(x[0])).items()}
+
+            return stream_windows(predict, sample_windows(blocks, n_samples, self.frames, self.margin),
+                                  frames_for_samples(n_samples), self.frames, self.margin, batch_size=1,
+                                  progress=progress)
+        return self._tile(blocks, n_samples, progress)
+
+    def _tile(self, blocks, n_samples: int, progress: bool = False):
+        """Short windows (Magenta's 32 frames) side by side, without overlap (see the module docstring)."""
         from tqdm.auto import tqdm
 
-        n_frames = 1 + n_samples // HOP_LENGTH
-        n_windows = -(-n_frames // WINDOW_FRAMES)
+        size, step = window_samples(self.frames), self.frames * HOP_LENGTH
+        n_frames = frames_for_samples(n_samples)
+        n_windows = -(-n_frames // self.frames)
         buf, buf_start = np.zeros(N_FFT // 2, np.float32), -(N_FFT // 2)  # 1024 zeros in front
         source = iter(blocks)
-        sig = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
         for k in tqdm(range(n_windows), desc="transcribe", unit="window", disable=not progress):
-            a = k * STEP_SAMPLES - N_FFT // 2
-            while buf_start + len(buf) < a + WINDOW_SAMPLES:
+            a = k * step - N_FFT // 2
+            while buf_start + len(buf) < a + size:
                 block = next(source, None)
                 if block is None:
-                    block = np.zeros(a + WINDOW_SAMPLES - buf_start - len(buf), np.float32)
+                    block = np.zeros(a + size - buf_start - len(buf), np.float32)
                 buf = np.concatenate([buf, block])
-            out = self.run_window(buf[a - buf_start: a - buf_start + WINDOW_SAMPLES])
-            buf, buf_start = buf[a - buf_start + STEP_SAMPLES:], a + STEP_SAMPLES
-            keep = min(WINDOW_FRAMES, n_frames - k * WINDOW_FRAMES)
-            chunk = {"frame": sig(out["frame_logits"][:keep]), "onset": sig(out["onset_logits"][:keep]),
-                     "offset": sig(out["offset_logits"][:keep]), "velocity": out["velocity_values"][:keep]}
-            if PEDAL_NAME in out:
-                chunk["pedal"] = sig(out[PEDAL_NAME][:keep])
-            if KEYS_NAME in out:
-                chunk["keys"] = sig(out[KEYS_NAME][:keep])
-            yield chunk
+            out = self.run_window(buf[a - buf_start: a - buf_start + size])
+            buf, buf_start = buf[a - buf_start + step:], a + step
+            keep = min(self.frames, n_frames - k * self.frames)
+            yield {name: roll[:keep] for name, roll in self.rolls(out).items()}
 
     def predict(self, samples: np.ndarray, progress: bool = False) -> dict[str, np.ndarray]:
         """Whole probability rolls ``{onset, offset, frame, velocity[, pedal][, keys]}`` of 16 kHz mono samples."""

@@ -26,8 +26,9 @@ def exported(built_once):
                 beta, mean, var = layer.get_weights()
                 layer.set_weights([beta + 0.1, mean + 0.05, var * 1.5])
         save_model(model, folder / "m.keras")
-        export_tflite(model, folder / "m.tflite")
-        export_tflite(model, folder / "q.tflite", quantize=True)
+        export_tflite(model, folder / "m.tflite", frames=WINDOW_FRAMES)  # Magenta's contract
+        export_tflite(model, folder / "q.tflite", quantize=True, frames=WINDOW_FRAMES)
+        export_tflite(model, folder / "long.tflite")  # the default: 626-frame windows
 
     d = built_once("tflite", build)
     return load_model(d / "m.keras"), d / "m.tflite", d / "q.tflite"
@@ -75,6 +76,26 @@ def test_windowed_inference_frame_count_and_alignment(exported):
         rolls = lite.predict(np.zeros(n, np.float32))
         assert all(r.shape == (1 + n // 512, 88) for r in rolls.values())
         assert 0 <= rolls["frame"].min() and rolls["frame"].max() <= 1
+
+
+def test_long_windows_give_the_keras_rolls(exported):
+    """Our default export (626-frame windows, read overlapping as in the Keras path) gives the Keras model's
+    rolls on a recording of several windows, the seams included."""
+    from piano_transcription.audio import AudioSource
+    from piano_transcription.predictor import KerasPredictor, TFLitePredictor
+    from piano_transcription.tflite import window_samples
+
+    model, path, _ = exported
+    lite = TFLitePredictor(path.with_name("long.tflite"))
+    assert tuple(lite.lite.input["shape"]) == (window_samples(626),) and lite.lite.margin == 64
+    x = np.random.default_rng(3).normal(0, 0.1, 16000 * 45).astype(np.float32)  # 45 s: 3 windows
+    x *= np.repeat(np.random.default_rng(4).uniform(0.05, 1, 45), 16000)  # a level that changes each second
+    ours = lite.predict(AudioSource(x, 16000))
+    ref = KerasPredictor(model).predict(AudioSource(x, 16000))
+    assert set(ours) == set(ref)
+    for name in ref:
+        assert ours[name].shape == ref[name].shape == (1 + len(x) // 512, ref[name].shape[1])
+        np.testing.assert_allclose(ours[name], ref[name], atol=2e-3)
 
 
 def test_a_note_across_tflite_windows_comes_out_once():
@@ -152,8 +173,8 @@ def test_pedal_and_key_heads_are_exported(tmp_path):
     path = export_tflite(build_model("tiny_keys"), tmp_path / "p.tflite")
     lite = TFLiteModel(path)
     assert lite.has_pedal and lite.has_keys
-    out = lite.run_window(np.zeros(WINDOW_SAMPLES, np.float32))
-    assert out["pedal_logits"].shape == (32, 3) and out["keys_logits"].shape == (32, 88)
+    out = lite.run_window(np.zeros(lite.input["shape"], np.float32))
+    assert out["pedal_logits"].shape == (626, 3) and out["keys_logits"].shape == (626, 88)
     wav = tmp_path / "a.wav"
     sf.write(wav, np.random.default_rng(0).normal(0, 0.1, 40000).astype(np.float32), 16000)
     predictor = load_predictor(path)

@@ -62,6 +62,41 @@ def test_a_note_across_a_window_boundary_comes_out_once():
     assert round(notes[0, 0] * 31.25) == 550 and round(notes[0, 1] * 31.25) == 620
 
 
+def test_every_batch_of_a_recording_has_one_shape():
+    shapes = []
+
+    def fake_model(x):
+        shapes.append(x.shape)
+        return {"frame": np.repeat(x[..., :1], 88, axis=-1)}
+
+    mel = np.random.default_rng(0).random((3000, 229)).astype(np.float32)  # 6 windows: batches of 4 and 2
+    rolls = predict_windows(fake_model, mel, batch_size=4)
+    assert shapes == [(4, 626, 229), (4, 626, 229)]  # the short last batch padded, its padding dropped
+    np.testing.assert_array_equal(rolls["frame"][:, 0], mel[:, 0])
+    shapes.clear()
+    predict_windows(fake_model, mel[:700], batch_size=4)  # 2 windows: one batch of 2, no padding
+    assert shapes == [(2, 626, 229)]
+
+
+def test_keras_model_is_traced_once_and_xla_agrees(tiny_model_path):
+    from piano_transcription.inference import _TRACED, keras_predictor, xla_pays
+    from piano_transcription.model import load_model
+
+    model = load_model(tiny_model_path)
+    x = np.random.default_rng(1).normal(-40, 10, (2, 64, 229)).astype(np.float32)
+    plain = keras_predictor(model)
+    assert plain(x)["frame"].shape == (2, 64, 88)
+    forward = _TRACED[model][False]
+    plain(x)
+    assert forward.experimental_get_tracing_count() == 1  # a second call, or a second predictor: no new trace
+    keras_predictor(model)(x)
+    assert forward.experimental_get_tracing_count() == 1
+    a, b = plain(x), keras_predictor(model, jit_compile=True)(x)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-4)  # velocity: unbounded values
+    assert not xla_pays(3)  # a short recording never waits for a compilation
+
+
 def test_key_and_tempo_on_constructed_inputs():
     # A-minor scale material with tonic weight -> A minor; D major triads -> D major
     a_minor = make_notes([(i * 0.5, i * 0.5 + (1.0 if p in (57, 69) else 0.4), p, 80)
