@@ -71,7 +71,10 @@ def transcription_figure(rolls: dict, notes: np.ndarray, title: str = "", ref_no
     plt = _plt()
     fig, axes = plt.subplots(2, 1, figsize=(14, 8), sharex=True)
     show_roll(rolls["onset"], axes[0], f"{title} onset probabilities", cmap="Blues")
-    show_roll(rolls["frame"], axes[1], "frame probabilities and decoded notes", cmap="Greys", vmax=2.0)
+    from matplotlib.colors import LinearSegmentedColormap
+
+    light_greys = LinearSegmentedColormap.from_list("light_greys", plt.get_cmap("Greys")(np.linspace(0, 0.5, 256)))
+    show_roll(rolls["frame"], axes[1], "frame probabilities and decoded notes", cmap=light_greys)  # notes stay legible
     if ref_notes is not None:
         draw_notes(ref_notes, axes[1], color="tab:green", alpha=0.5, label="reference")
     draw_notes(notes, axes[1], color="tab:red", alpha=0.7, label="transcribed")
