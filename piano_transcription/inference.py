@@ -90,16 +90,18 @@ def slice_windows(mel: np.ndarray, window: int = SEGMENT_FRAMES, margin: int = M
 
 
 def sample_windows(blocks: Iterable[np.ndarray], n_samples: int, window: int = SEGMENT_FRAMES,
-                   margin: int = MARGIN_FRAMES) -> Iterator[np.ndarray]:
+                   margin: int = MARGIN_FRAMES, starts: list[int] | None = None) -> Iterator[np.ndarray]:
     """The samples of each window ``[(window - 1) * 512 + 2048]`` of 16 kHz audio given as consecutive
-    ``blocks`` (``n_samples`` in all), in the order of :func:`window_starts`; only the current window's
-    samples are kept.  Frame ``i`` is centred at sample ``512 i`` with zeros beyond both ends, as
-    :func:`~piano_transcription.audio.log_mel` frames a whole recording: a window's uncentred frames are
-    exactly those of the whole recording."""
+    ``blocks`` (``n_samples`` in all), at increasing ``starts`` (frames; default :func:`window_starts`); only
+    the current window's samples are kept.  Frame ``i`` is centred at sample ``512 i`` with zeros beyond both
+    ends, as :func:`~piano_transcription.audio.log_mel` frames a whole recording: a window's uncentred frames
+    are exactly those of the whole recording."""
     half = N_FFT // 2
     buf, buf_start = np.zeros(half, np.float32), -half  # absolute index of buf[0]; zeros before the start
     source = iter(blocks)
-    for s in window_starts(frames_for_samples(n_samples), window, margin):
+    if starts is None:
+        starts = window_starts(frames_for_samples(n_samples), window, margin)
+    for s in starts:
         a, b = s * HOP_LENGTH - half, (s + window - 1) * HOP_LENGTH + half
         while buf_start + len(buf) < b:
             block = next(source, None)

@@ -67,7 +67,10 @@ def envelope_tempo(env: np.ndarray, fps: float, prior_bpm: float = 120.0, prior_
     return float(bpm[int(np.argmax(ac * prior))])
 
 
-def estimate_tempo(notes: np.ndarray, min_bpm: float = 40.0, max_bpm: float = 200.0, fps: float = 100.0,
+BEAT_FPS = 100.0  # frames per second of the onset envelope the tempo estimate and the beat tracker read
+
+
+def estimate_tempo(notes: np.ndarray, min_bpm: float = 40.0, max_bpm: float = 200.0, fps: float = BEAT_FPS,
                    prior_bpm: float = 120.0, prior_octaves: float = 1.0) -> float:
     """Tempo (BPM) from note onsets: :func:`envelope_tempo` of the beat tracker's :func:`onset_envelope` (each
     onset weighted by its velocity, so that chords and accents -- which mark the beats -- outweigh the notes
@@ -77,9 +80,6 @@ def estimate_tempo(notes: np.ndarray, min_bpm: float = 40.0, max_bpm: float = 20
     if len(notes) == 0 or len(np.unique(np.round(notes[:, START] * fps))) < 4:
         return prior_bpm
     return envelope_tempo(onset_envelope(notes, fps), fps, prior_bpm, prior_octaves, min_bpm, max_bpm)
-
-
-BEAT_FPS = 100.0  # frames per second of the onset envelope the beat tracker reads
 
 
 def onset_envelope(notes: np.ndarray, fps: float = BEAT_FPS) -> np.ndarray:

@@ -252,22 +252,12 @@ class TFLiteModel:
         """Short windows (Magenta's 32 frames) side by side, without overlap (see the module docstring)."""
         from tqdm.auto import tqdm
 
-        size, step = window_samples(self.frames), self.frames * HOP_LENGTH
         n_frames = frames_for_samples(n_samples)
-        n_windows = -(-n_frames // self.frames)
-        buf, buf_start = np.zeros(N_FFT // 2, np.float32), -(N_FFT // 2)  # 1024 zeros in front
-        source = iter(blocks)
-        for k in tqdm(range(n_windows), desc="transcribe", unit="window", disable=not progress):
-            a = k * step - N_FFT // 2
-            while buf_start + len(buf) < a + size:
-                block = next(source, None)
-                if block is None:
-                    block = np.zeros(a + size - buf_start - len(buf), np.float32)
-                buf = np.concatenate([buf, block])
-            out = self.run_window(buf[a - buf_start: a - buf_start + size])
-            buf, buf_start = buf[a - buf_start + step:], a + step
-            keep = min(self.frames, n_frames - k * self.frames)
-            yield {name: roll[:keep] for name, roll in self.rolls(out).items()}
+        starts = list(range(0, n_frames, self.frames))
+        windows = sample_windows(blocks, n_samples, self.frames, starts=starts)
+        for s, samples in tqdm(zip(starts, windows), total=len(starts), desc="transcribe", unit="window",
+                               disable=not progress):
+            yield {name: roll[: n_frames - s] for name, roll in self.rolls(self.run_window(samples)).items()}
 
     def predict(self, samples: np.ndarray, progress: bool = False) -> dict[str, np.ndarray]:
         """Whole probability rolls ``{onset, offset, frame, velocity[, pedal][, keys]}`` of 16 kHz mono samples."""
