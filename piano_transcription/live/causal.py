@@ -110,14 +110,14 @@ class CausalFrames:
     """Probability frames of a causal model from a 16 kHz stream, ``block`` frames at a time (see the module
     docstring): :meth:`feed` returns the chunks the new samples complete, :meth:`finish` the rest."""
 
-    def __init__(self, predictor, block: int | None = None):
+    def __init__(self, predictor, block: int | None = None, gain="peak"):
         self.predictor = predictor
         self.block = BLOCK_FRAMES if block is None else int(block)
         if self.block < 1:
             raise ValueError(f"a causal block is at least 1 frame, got {self.block}")
         self.stepper = CausalStepper(predictor.model)
         self.states = self.stepper.initial_states()
-        self.buffer = SampleBuffer()
+        self.buffer = SampleBuffer(gain)
         self.mel = np.zeros((0, 0), np.float32)  # log-mel frames [mel_from, mel_from + len) kept for the convs
         self.mel_from = 0
         self.mel_done = 0  # log-mel frames computed
@@ -134,12 +134,12 @@ class CausalFrames:
         """Frames a note's decision waits at most after its onset frame."""
         return CONV_REACH + self.block - 1
 
-    def _mel_to(self, frames: int, gain: float) -> None:
+    def _mel_to(self, frames: int) -> None:
         """Compute the log-mel frames up to ``frames`` (exclusive)."""
         if frames <= self.mel_done:
             return
         a, b = window_sample_range(frames, frames - self.mel_done)
-        new = log_mel(self.buffer.read(a, b) * np.float32(gain), center=False)
+        new = log_mel(self.buffer.scaled(a, b), center=False)
         self.peak_db = max(self.peak_db, float(new.max()))
         new = np.maximum(new, self.peak_db - TOP_DB)
         self.mel = new if self.mel.size == 0 else np.concatenate([self.mel, new])
@@ -161,18 +161,18 @@ class CausalFrames:
             self.mel, self.mel_from = self.mel[drop:], self.mel_from + drop
         return {k: np.asarray(v, np.float32) for k, v in probs.items()}
 
-    def feed(self, samples: np.ndarray, gain: float = 1.0) -> list[dict[str, np.ndarray]]:
+    def feed(self, samples: np.ndarray) -> list[dict[str, np.ndarray]]:
         self.buffer.append(samples)
         chunks = []
         while ready_frames(self.buffer.n) >= self.committed + self.block + CONV_REACH:
-            self._mel_to(self.committed + self.block + CONV_REACH, gain)
+            self._mel_to(self.committed + self.block + CONV_REACH)
             chunks.append(self._step(self.committed + self.block, None))
         return chunks
 
-    def finish(self, gain: float = 1.0) -> list[dict[str, np.ndarray]]:
+    def finish(self) -> list[dict[str, np.ndarray]]:
         self.buffer.close()
         total = frames_for_samples(self.buffer.n)
-        self._mel_to(total, gain)
+        self._mel_to(total)
         chunks = []
         while self.committed < total:
             chunks.append(self._step(min(self.committed + self.block, total), total))

@@ -17,6 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
+from .sinks import VIRTUAL_PORT_NAME
 from .sources import BLOCK_FRAMES, LiveError
 from .transcriber import HOP_FRAMES, LOOKAHEAD_FRAMES, MODES, WINDOW_FRAMES
 
@@ -92,7 +93,7 @@ def live_parser() -> argparse.ArgumentParser:
     out = p.add_argument_group("output")
     out.add_argument("--midi-port", default=None, metavar="NAME",
                      help="send the notes to this MIDI output port (--list-ports lists them)")
-    out.add_argument("--virtual-port", nargs="?", const="piano-transcribe", default=None, metavar="NAME",
+    out.add_argument("--virtual-port", nargs="?", const=VIRTUAL_PORT_NAME, default=None, metavar="NAME",
                      help="create a virtual MIDI output port (default name %(const)s) where the system has them")
     out.add_argument("--list-ports", action="store_true", help="list the MIDI output ports and exit")
     out.add_argument("-o", "--output", default=None, metavar="TAKE.mid", help="write the whole take as MIDI on stop")
@@ -146,7 +147,10 @@ def run_live(argv=None, audio_backend=None, midi_port=None, stdout=None) -> int:
     """Run ``piano-transcribe live`` (``argv`` without the subcommand); returns the exit status.  ``audio_backend``
     replaces the sounddevice module (see :class:`~piano_transcription.live.sources.DeviceSource`) and ``midi_port``
     (anything with ``send``) the MIDI port opened by name: tests without a microphone or a MIDI subsystem."""
-    a = live_parser().parse_args(argv)
+    try:
+        a = live_parser().parse_args(argv)
+    except SystemExit as exc:  # a usage error (already reported in one line) or --help
+        return int(exc.code or 0)
     try:
         if a.list_devices:
             return list_devices(audio_backend)

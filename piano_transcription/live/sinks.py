@@ -21,6 +21,7 @@ from .transcriber import NoteEvent
 
 MIDI_CHANNEL = 0
 VIRTUAL_PORT_NAME = "piano-transcribe"
+RTMIDI_BACKEND = "mido.backends.rtmidi"
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
@@ -46,14 +47,35 @@ def import_mido_rtmidi():
     except ImportError:
         raise LiveError("MIDI ports need mido and python-rtmidi: pip install 'piano-transcription[live]' "
                         "(the take's MIDI file (-o) and the terminal work without them)") from None
-    mido.set_backend("mido.backends.rtmidi", load=True)
+    if mido.backend.name != RTMIDI_BACKEND:  # mido's default; MIDO_BACKEND may name another
+        mido.set_backend(RTMIDI_BACKEND)
     return mido
+
+
+@contextlib.contextmanager
+def alsa_quiet():
+    """File descriptor 2 sent to /dev/null for the duration: ALSA's C library prints its own lines (``ALSA lib
+    seq_hw.c:...``) when it has no sequencer, which would break the one-line error."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            sys.stderr.flush()
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def output_port_names(mido) -> list[str]:
     """The MIDI output ports, or :class:`LiveError` when the system has no MIDI subsystem (e.g. no ALSA sequencer)."""
     try:
-        return list(mido.get_output_names())
+        with alsa_quiet():
+            return list(mido.get_output_names())
     except Exception as exc:  # noqa: BLE001 - rtmidi raises its own SystemError types
         raise LiveError(f"no MIDI subsystem ({exc}); --midi-port and --virtual-port need one (-o take.mid and the "
                         "terminal still work)") from None
@@ -67,7 +89,8 @@ def open_midi_port(name: str | None = None, virtual: str | None = None):
     names = output_port_names(mido)
     if virtual is not None:
         try:
-            return mido.open_output(virtual, virtual=True)
+            with alsa_quiet():
+                return mido.open_output(virtual, virtual=True)
         except Exception as exc:  # noqa: BLE001
             raise LiveError(f"cannot create the virtual MIDI port {virtual!r} ({exc}); this system may have no "
                             "virtual ports: use --midi-port NAME") from None
@@ -77,7 +100,8 @@ def open_midi_port(name: str | None = None, virtual: str | None = None):
         listed = "; ".join(repr(n) for n in (match or names)) or "none"
         raise LiveError(f"{what} {name!r}; MIDI output ports: {listed}")
     try:
-        return mido.open_output(match[0])
+        with alsa_quiet():
+            return mido.open_output(match[0])
     except Exception as exc:  # noqa: BLE001
         raise LiveError(f"cannot open the MIDI output port {match[0]!r}: {exc}") from None
 

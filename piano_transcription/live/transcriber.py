@@ -35,9 +35,9 @@ from ..constants import FRAMES_PER_SECOND, HOP_LENGTH, N_FFT, SAMPLE_RATE, frame
 from ..decode import StreamingDecoder
 
 # Lookahead mode's defaults (frames of 32 ms), measured with benchmarks/live_latency.py: see the README.
-WINDOW_FRAMES = 160  # 5.1 s per model window
+WINDOW_FRAMES = 96  # 3.07 s per model window (the shipped live TFLite export's window)
 HOP_FRAMES = 8  # 256 ms committed per window
-LOOKAHEAD_FRAMES = 16  # 512 ms of right context for every committed frame
+LOOKAHEAD_FRAMES = 8  # 256 ms of right context for every committed frame
 PEAK_FLOOR = 1e-3  # the running peak's lowest value (-60 dBFS): silence before the first note is not raised further
 HALF_WINDOW = N_FFT // 2  # samples a frame's analysis window reaches beyond its centre (1024: 64 ms)
 MODES = ("lookahead", "causal")
@@ -92,15 +92,28 @@ def events_to_notes(events: Iterable[NoteEvent]) -> np.ndarray:
     return out[np.lexsort((out[:, 2], out[:, 0]))] if len(out) else out
 
 
+def check_gain(gain):
+    """``"peak"`` or a positive finite number, else ValueError."""
+    if isinstance(gain, str) and gain == "peak":
+        return gain
+    if isinstance(gain, str) or not (np.isfinite(float(gain)) and float(gain) > 0):
+        raise ValueError(f"gain must be 'peak' or a positive number, got {gain!r}")
+    return float(gain)
+
+
 class SampleBuffer:
     """The recent 16 kHz samples of a stream, addressed by absolute sample index; zeros before 0 and after
-    :meth:`close`."""
+    :meth:`close`.  :meth:`scaled` reads them scaled by ``gain``: a fixed factor, or with ``"peak"`` by
+    ``1 / peak`` of every sample up to the end of what is read (so the result depends on the audio alone, not on
+    how it was cut into blocks)."""
 
-    def __init__(self):
+    def __init__(self, gain="peak"):
         self.parts: list[np.ndarray] = []
         self.start = 0  # absolute index of the first sample kept
         self.n = 0  # samples received so far
         self.closed = False
+        self.gain_mode = check_gain(gain)
+        self.peak, self.peak_to = 0.0, 0  # the peak of the samples [0, peak_to)
 
     def append(self, samples: np.ndarray) -> None:
         if len(samples):
@@ -124,8 +137,24 @@ class SampleBuffer:
             out[lo - a: hi - a] = have[lo - self.start: hi - self.start]
         return out
 
+    def gain_to(self, b: int) -> float:
+        """The factor for samples read up to index ``b``: ``1 / max(peak of [0, b), PEAK_FLOOR)`` or the fixed gain."""
+        if self.gain_mode != "peak":
+            return self.gain_mode
+        b = min(b, self.n)
+        if b > self.peak_to:
+            self.peak = max(self.peak, float(np.max(np.abs(self.read(self.peak_to, b)))))
+            self.peak_to = b
+        return 1.0 / max(self.peak, PEAK_FLOOR)
+
+    def scaled(self, a: int, b: int) -> np.ndarray:
+        """Samples ``[a, b)`` (see :meth:`read`) times :meth:`gain_to` ``(b)``."""
+        gain = self.gain_to(b)
+        return self.read(a, b) * np.float32(gain)
+
     def drop_before(self, index: int) -> None:
-        """Forget the samples before absolute index ``index``."""
+        """Forget the samples before absolute index ``index`` (not beyond what the running peak has seen)."""
+        index = min(index, self.peak_to) if self.gain_mode == "peak" else index
         if index <= self.start or not self.parts:
             return
         have = np.concatenate(self.parts)
@@ -139,7 +168,8 @@ class LookaheadFrames:
     :meth:`finish` the rest, the end padded with zeros as the offline path pads it.  ``predictor``: a
     :class:`~piano_transcription.predictor.Predictor`; a TFLite model's window is the file's own."""
 
-    def __init__(self, predictor, window: int | None = None, hop: int = HOP_FRAMES, lookahead: int = LOOKAHEAD_FRAMES):
+    def __init__(self, predictor, window: int | None = None, hop: int = HOP_FRAMES, lookahead: int = LOOKAHEAD_FRAMES,
+                 gain="peak"):
         fixed = predictor.fixed_window
         window = (fixed or WINDOW_FRAMES) if window is None else int(window)
         if fixed is not None and window != fixed:
@@ -149,7 +179,7 @@ class LookaheadFrames:
             raise ValueError(f"window {window}, hop {hop} and lookahead {lookahead} frames: need hop >= 1, "
                              "lookahead >= 0 and hop + lookahead <= window")
         self.predictor, self.window, self.hop, self.lookahead = predictor, window, hop, lookahead
-        self.buffer = SampleBuffer()
+        self.buffer = SampleBuffer(gain)
         self.committed = 0  # frames committed so far
         self.windows = 0  # model windows run
 
@@ -163,9 +193,8 @@ class LookaheadFrames:
         """Frames a note's decision waits at most after its onset frame (hop + lookahead, less the frame itself)."""
         return self.hop + self.lookahead - 1
 
-    def _run(self, end: int, commit_to: int, gain: float) -> dict[str, np.ndarray]:
-        a, b = window_sample_range(end, self.window)
-        rolls = self.predictor.predict_window(self.buffer.read(a, b) * np.float32(gain))
+    def _run(self, end: int, commit_to: int) -> dict[str, np.ndarray]:
+        rolls = self.predictor.predict_window(self.buffer.scaled(*window_sample_range(end, self.window)))
         self.windows += 1
         first = self.committed - (end - self.window)
         chunk = {k: np.asarray(v[first: first + commit_to - self.committed], np.float32) for k, v in rolls.items()}
@@ -173,35 +202,42 @@ class LookaheadFrames:
         self.buffer.drop_before(window_sample_range(self.committed + 1, self.window)[0])  # the earliest next window
         return chunk
 
-    def feed(self, samples: np.ndarray, gain: float = 1.0) -> list[dict[str, np.ndarray]]:
-        """Take the next 16 kHz samples; return the chunks committed thanks to them (``gain`` scales the windows run
-        now)."""
+    def feed(self, samples: np.ndarray) -> list[dict[str, np.ndarray]]:
+        """Take the next 16 kHz samples; return the chunks committed thanks to them."""
         self.buffer.append(samples)
         chunks = []
         while ready_frames(self.buffer.n) >= self.committed + self.hop + self.lookahead:
             end = self.committed + self.hop + self.lookahead
-            chunks.append(self._run(end, self.committed + self.hop, gain))
+            chunks.append(self._run(end, self.committed + self.hop))
         return chunks
 
-    def finish(self, gain: float = 1.0) -> list[dict[str, np.ndarray]]:
+    def finish(self) -> list[dict[str, np.ndarray]]:
         """The chunks of every frame not yet committed (``frames_for_samples`` of the whole stream in all)."""
         self.buffer.close()
         total = frames_for_samples(self.buffer.n)
         chunks = []
         while self.committed < total:
             commit_to = min(self.committed + self.hop, total)
-            chunks.append(self._run(min(commit_to + self.lookahead, total), commit_to, gain))
+            chunks.append(self._run(min(commit_to + self.lookahead, total), commit_to))
         return chunks
+
+
+def default_live_model():
+    """The lookahead mode's shipped model: the Keras model on a full install, else its live-window TFLite export."""
+    from ..assets import DEFAULT_LIVE_TFLITE, DEFAULT_MODEL
+    from ..predictor import tensorflow_available
+
+    return DEFAULT_MODEL if tensorflow_available() else DEFAULT_LIVE_TFLITE
 
 
 class LiveTranscriber:
     """Audio blocks in, :class:`NoteEvent` s out (see the module docstring).
 
-    ``predictor``: a :class:`~piano_transcription.predictor.Predictor` (or what
-    :func:`~piano_transcription.predictor.load_predictor` takes; for ``mode="causal"`` a causal model, see
-    :mod:`piano_transcription.live.causal`).  ``sample_rate`` (Hz) of the blocks given to :meth:`push`: ``[n]`` or
+    ``predictor``: a :class:`~piano_transcription.predictor.Predictor` or what
+    :func:`~piano_transcription.predictor.load_predictor` takes (None: :func:`default_live_model`; for
+    ``mode="causal"`` a causal model, by default the shipped one: see :mod:`piano_transcription.live.causal`).  ``sample_rate`` (Hz) of the blocks given to :meth:`push`: ``[n]`` or
     ``[n, channels]`` arrays of floats in -1..1 (integers are scaled by their type's range).  ``gain``: ``"peak"``
-    (default) scales the audio by its running peak, as the offline path scales a recording by its peak; a number
+    (default) scales the audio by its running peak (the peak up to the end of each model window), as the offline path scales a recording by its peak; a number
     scales it by that factor.  ``window``, ``hop``, ``lookahead``: frames (lookahead mode; ``block`` for the causal
     mode's frame blocks).  Thresholds default to the model's own."""
 
@@ -215,17 +251,16 @@ class LiveTranscriber:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not (isinstance(sample_rate, (int, np.integer)) or float(sample_rate).is_integer()) or sample_rate <= 0:
             raise ValueError(f"sample rate must be a positive whole number of Hz, got {sample_rate!r}")
-        if gain != "peak" and not (np.isfinite(float(gain)) and float(gain) > 0):
-            raise ValueError(f"gain must be 'peak' or a positive number, got {gain!r}")
+        gain = check_gain(gain)
         if mode == "causal":
             from .causal import CausalFrames, load_causal
 
             self.predictor = load_causal(predictor)
-            self.frames = CausalFrames(self.predictor, block)
+            self.frames = CausalFrames(self.predictor, block, gain)
         else:
-            self.predictor = load_predictor(predictor)
-            self.frames = LookaheadFrames(self.predictor, window, hop, lookahead)
-        self.mode, self.sample_rate, self.gain_mode = mode, int(sample_rate), gain
+            self.predictor = load_predictor(default_live_model() if predictor is None else predictor)
+            self.frames = LookaheadFrames(self.predictor, window, hop, lookahead, gain)
+        self.mode, self.sample_rate = mode, int(sample_rate)
         onset_t, frame_t = self.predictor.resolve(onset_threshold, frame_threshold)
         self.decoder = StreamingDecoder(onset_t, frame_t, offset_threshold=self.predictor.offset_threshold(
             offset_threshold))
@@ -235,7 +270,6 @@ class LiveTranscriber:
 
             self._resampler = soxr.ResampleStream(self.sample_rate, SAMPLE_RATE, 1, dtype="float32")
         self.samples_in = 0  # input samples (at sample_rate) received: the audio clock
-        self.peak = 0.0
         self.finished = False
         self._notes: list[np.ndarray] = []
 
@@ -246,8 +280,10 @@ class LiveTranscriber:
 
     @property
     def gain(self) -> float:
-        """The factor applied to the audio now: ``1 / running peak`` (at least :data:`PEAK_FLOOR`) or the fixed gain."""
-        return 1.0 / max(self.peak, PEAK_FLOOR) if self.gain_mode == "peak" else float(self.gain_mode)
+        """The factor applied to the audio read last: ``1 / running peak`` (at least :data:`PEAK_FLOOR`) or the fixed
+        gain."""
+        buffer = self.frames.buffer
+        return 1.0 / max(buffer.peak, PEAK_FLOOR) if buffer.gain_mode == "peak" else buffer.gain_mode
 
     @property
     def notes(self) -> np.ndarray:
@@ -283,9 +319,7 @@ class LiveTranscriber:
             raise ValueError("the audio block holds NaN or infinite samples")
         self.samples_in += len(mono)
         x = self._resampler.resample_chunk(mono) if self._resampler is not None else mono
-        if len(x):
-            self.peak = max(self.peak, float(np.max(np.abs(x))))
-        return self._decode(self.frames.feed(x, self.gain), self.time)
+        return self._decode(self.frames.feed(x), self.time)
 
     def finish(self) -> list[NoteEvent]:
         """End of the audio: the remaining frames decided (the end padded as the offline path pads it) and every
@@ -300,9 +334,8 @@ class LiveTranscriber:
             want = max(0, int(round(self.samples_in * SAMPLE_RATE / self.sample_rate)) - self.frames.n_samples)
             tail = np.concatenate([np.asarray(tail, np.float32), np.zeros(want, np.float32)])[:want]
             if len(tail):
-                self.peak = max(self.peak, float(np.max(np.abs(tail))))
-                events += self._decode(self.frames.feed(tail, self.gain), self.time)
-        events += self._decode(self.frames.finish(self.gain), self.time)
+                events += self._decode(self.frames.feed(tail), self.time)
+        events += self._decode(self.frames.finish(), self.time)
         ended = self.decoder.finish()
         self._notes.append(ended)
         return events + notes_to_events(ended, np.zeros((0, 3)), self.time)
