@@ -313,3 +313,50 @@ def test_no_midi_subsystem_refuses_the_port_in_one_line(tmp_path, capfd):
     err = capfd.readouterr().err.strip().splitlines()  # file descriptor 2: ALSA's own lines would show here
     assert len(err) == 1 and err[0].startswith("piano-transcribe: no MIDI subsystem"), err
     assert not take.exists()
+
+
+def test_causal_stream_equals_the_whole_sequence_model():
+    """The causal mode's block-by-block frames (carried LSTM states, 3 frames of convolution context) are the
+    whole-sequence model's on the same log-mel."""
+    import keras
+
+    from piano_transcription.audio import log_mel
+    from piano_transcription.live.causal import CausalFrames, load_causal
+    from piano_transcription.model import build_model
+
+    keras.utils.set_random_seed(4)
+    model = build_model("tiny_causal")
+    rng = np.random.default_rng(5)
+    audio = (0.3 * rng.standard_normal(16000 * 3)).astype(np.float32)
+    audio[:600] *= 3.0  # the loudest bin in frame 0: the running dB floor is the whole clip's from the start
+    predictor = load_causal(model)
+    frames = CausalFrames(predictor, block=3, gain=1.0)
+    chunks = [c for i in range(0, len(audio), 700) for c in frames.feed(audio[i:i + 700])] + frames.finish()
+    whole = model(log_mel(audio)[None], training=False)
+    for name in ("onset", "offset", "frame", "velocity"):
+        streamed = np.concatenate([c[name] for c in chunks])
+        np.testing.assert_allclose(streamed, np.asarray(whole[name])[0], atol=2e-5)
+    with pytest.raises(ValueError, match="not a causal model"):
+        load_causal(build_model("tiny"))
+
+
+def test_causal_model_starts_as_the_forward_half_of_the_bidirectional_one():
+    import keras
+
+    from piano_transcription.model import build_model, is_causal
+    from piano_transcription.training.causal import causal_from_bidirectional
+
+    keras.utils.set_random_seed(6)
+    source = build_model("tiny")
+    model = causal_from_bidirectional(source, "tiny_causal")
+    assert is_causal(model) and not is_causal(source)
+    x = np.random.default_rng(7).normal(-40, 15, (1, 40, 229)).astype(np.float32)
+    features = keras.Model(source.inputs, source.get_layer("onsets_lstm").input)(x)
+    forward = np.asarray(source.get_layer("onsets_lstm").forward_layer(features))[0]
+    kernel, bias = source.get_layer("onsets_logits").get_weights()
+    want = 1 / (1 + np.exp(-(forward @ kernel[:forward.shape[1]] + bias)))
+    np.testing.assert_allclose(np.asarray(model(x, training=False)["onset"])[0], want, atol=1e-5)
+    later = x.copy()
+    later[0, 30:] += 20.0  # a causal model's early frames do not depend on later audio (the convs reach 3 frames)
+    np.testing.assert_allclose(np.asarray(model(later, training=False)["frame"])[0, :27],
+                               np.asarray(model(x, training=False)["frame"])[0, :27], atol=1e-6)
