@@ -10,6 +10,7 @@ DEFAULT_TFLITE = MODELS_DIR / "default.tflite"
 DEFAULT_TFLITE_FP16 = MODELS_DIR / "default.fp16.tflite"
 DEFAULT_LIVE_TFLITE = MODELS_DIR / "default.live.tflite"  # the same model exported for live windows (lookahead mode)
 DEFAULT_CAUSAL = MODELS_DIR / "causal.keras"  # the live low-latency model (forward-only LSTMs)
+DEFAULT_CAUSAL_TFLITE = MODELS_DIR / "causal.tflite"  # its TFLite step model (the light install's)
 DEMO_DIR = PACKAGE_DIR / "demo"
 DEMO_AUDIO = DEMO_DIR / "demo.flac"
 DEMO_MIDI = DEMO_DIR / "demo.mid"

@@ -360,3 +360,30 @@ def test_causal_model_starts_as_the_forward_half_of_the_bidirectional_one():
     later[0, 30:] += 20.0  # a causal model's early frames do not depend on later audio (the convs reach 3 frames)
     np.testing.assert_allclose(np.asarray(model(later, training=False)["frame"])[0, :27],
                                np.asarray(model(x, training=False)["frame"])[0, :27], atol=1e-6)
+
+
+def test_causal_mode_keras_and_its_tflite_step_model(tmp_path, clip, file_take, capsys):
+    """The shipped causal model through the CLI (Keras) and its TFLite step model (the light install's) on the clip:
+    notes decided within 3 frames + 64 ms + one block of their onset, and the two backends agree."""
+    from piano_transcription.assets import DEFAULT_CAUSAL, DEFAULT_CAUSAL_TFLITE
+    from piano_transcription.live.causal import BLOCK_FRAMES, CONV_REACH
+
+    wav = tmp_path / "played.wav"
+    sf.write(str(wav), clip[0], 16000, subtype="FLOAT")
+    take = tmp_path / "take.mid"
+    assert run_live(["--input", str(wav), "--mode", "causal", "-o", str(take), "-q"]) == 0
+    assert f"causal mode ({DEFAULT_CAUSAL.name})" in capsys.readouterr().err
+    import pretty_midi
+
+    keras_notes = np.array([(n.start, n.end, n.pitch, n.velocity)
+                            for n in pretty_midi.PrettyMIDI(str(take)).instruments[0].notes])
+    assert note_f1(file_take[0].notes, keras_notes) > 0.8  # the causal model against the lookahead mode
+    lite = LiveTranscriber(DEFAULT_CAUSAL_TFLITE, 16000, mode="causal")
+    events = list(lite.run(clip[0][i:i + 512] for i in range(0, len(clip[0]), 512)))
+    assert lite.predictor.backend == "tflite"
+    assert note_f1(keras_notes, lite.notes) > 0.95
+    lag = np.array([e.decided_at - e.time for e in events if e.kind == "on" and e.decided_at < CLIP_SECONDS])
+    assert lag.min() >= HALF_WINDOW / 16000
+    assert lag.max() <= (CONV_REACH + BLOCK_FRAMES) / FPS + HALF_WINDOW / 16000 + 512 / 16000 + 1e-6
+    assert run_live(["--input", str(wav), "--mode", "causal", "--model", str(DEFAULT_LIVE_TFLITE)]) == 2
+    assert "not a causal model" in one_error_line(capsys)

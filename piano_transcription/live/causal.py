@@ -18,6 +18,7 @@ import numpy as np
 
 from ..audio import log_mel
 from ..constants import TOP_DB, frames_for_samples
+from ..predictor import Predictor
 from .transcriber import SampleBuffer, ready_frames, window_sample_range
 
 BLOCK_FRAMES = 2  # frames computed per step (64 ms)
@@ -26,26 +27,78 @@ RECURRENT = ("onsets_lstm", "offsets_lstm", "frame_lstm")
 
 
 def load_causal(model=None):
-    """A :class:`~piano_transcription.predictor.KerasPredictor` of a causal model: None (the shipped
-    ``models/causal.keras``), a ``.keras`` path, or a Predictor / Keras model; ValueError for a bidirectional one."""
-    from ..assets import DEFAULT_CAUSAL
-    from ..model import is_causal
-    from ..predictor import KerasPredictor, Predictor, load_predictor, tensorflow_available
+    """A :class:`CausalPredictor`: None (the shipped causal model: ``models/causal.keras`` on a full install, its
+    TFLite step model ``models/causal.tflite`` on the light one), a ``.keras`` or ``.tflite`` path, a Keras model or
+    a Predictor of one.  ValueError for a model whose LSTMs look both ways."""
+    from ..assets import DEFAULT_CAUSAL, DEFAULT_CAUSAL_TFLITE
+    from ..predictor import tensorflow_available
 
+    if isinstance(model, CausalPredictor):
+        return model
     if model is None:
-        model = DEFAULT_CAUSAL
+        model = DEFAULT_CAUSAL if tensorflow_available() else DEFAULT_CAUSAL_TFLITE
         if not Path(model).exists():
             raise FileNotFoundError(f"{model}: the causal model is not installed")
-    if isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() == ".tflite":
-        raise ValueError(f"{model}: the causal mode runs Keras models (.keras); TFLite models run --mode lookahead")
-    if isinstance(model, (str, os.PathLike)) and not tensorflow_available():
-        raise ImportError("--mode causal needs the full install (pip install 'piano-transcription[full]'); the "
-                          "light install runs --mode lookahead")
-    predictor = model if isinstance(model, Predictor) else load_predictor(model)
-    if not isinstance(predictor, KerasPredictor) or not is_causal(predictor.model):
-        raise ValueError(f"{predictor.path or 'this model'}: not a causal model (its LSTMs look both ways); "
-                         "use --mode lookahead, or a model trained with --config small_causal")
-    return predictor
+    if isinstance(model, Predictor):
+        if not hasattr(model, "model"):
+            raise ValueError(f"{model.path}: not a causal model (a bidirectional TFLite export); use --mode lookahead")
+        return CausalPredictor(model.model, model.thresholds, model.path)
+    return CausalPredictor(model)
+
+
+class CausalPredictor(Predictor):
+    """A causal model for the live low-latency mode: a Keras model (``.keras``, or a loaded one; run with exact ends)
+    or its TFLite step model (``.tflite``, :func:`export_causal_tflite`), with the thresholds stored beside it
+    (``X.thresholds.json``) as every :class:`~piano_transcription.predictor.Predictor`.  :meth:`stepper` runs it block
+    by block; :meth:`stream` transcribes a whole recording offline (Keras only)."""
+
+    def __init__(self, model, thresholds: dict | None = None, path=None):
+        from ..model import is_causal
+        from ..predictor import _MODEL_PATHS, tensorflow_available
+
+        self._stepper = None
+        if isinstance(model, (str, os.PathLike)):
+            path = Path(model)
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: no such model file")
+            if path.suffix.lower() == ".tflite":
+                self.backend, self.model, self._stepper = "tflite", None, TFLiteCausalStepper(path)
+                super().__init__(path, thresholds)
+                return
+            if not tensorflow_available():
+                raise ImportError(f"{path}: Keras models need the full install (pip install "
+                                  "'piano-transcription[full]'); the light install runs the causal .tflite step model")
+            from ..model import load_model
+
+            model = load_model(path)
+        else:
+            path = path or _MODEL_PATHS.get(model)
+        if not is_causal(model):
+            raise ValueError(f"{path or 'this model'}: not a causal model (its LSTMs look both ways); use --mode "
+                             "lookahead, or a model trained with --config small_causal")
+        self.backend, self.model = "keras", model
+        super().__init__(path, thresholds)
+
+    @property
+    def has_pedal(self) -> bool:
+        return False
+
+    @property
+    def has_keys(self) -> bool:
+        return False
+
+    def stepper(self):
+        """The block-by-block runner (built once per predictor: the Keras one traces its functions)."""
+        if self._stepper is None:
+            self._stepper = CausalStepper(self.model)
+        return self._stepper
+
+    def stream(self, source, progress: bool = False):
+        if self.model is None:
+            raise ValueError(f"{self.path}: a causal step model runs live only (transcribe files with the .keras model)")
+        from ..predictor import KerasPredictor
+
+        return KerasPredictor(self.model).stream(source, progress)
 
 
 class CausalStepper:
@@ -73,37 +126,140 @@ class CausalStepper:
         self.units = {name: layer.units for name, layer in self.lstms.items()}
         self.dense = {k: get(k) for k in ("onsets_logits", "offsets_logits", "frame_logits")}
 
-        def recurrent(onset_x, offset_x, activation, states):
-            out = {}
-            new_states = []
-            on_h, *on_s = self.lstms["onsets_lstm"](onset_x, initial_state=states[0:2])
-            off_h, *off_s = self.lstms["offsets_lstm"](offset_x, initial_state=states[2:4])
+        def run(mel, start, stop, states):
+            on_x, off_x, velocity, activation = (x[:, start:stop] for x in self.acoustic(mel, training=False))
+            on_h, *on_s = self.lstms["onsets_lstm"](on_x, initial_state=states[0:2])
+            off_h, *off_s = self.lstms["offsets_lstm"](off_x, initial_state=states[2:4])
             onset = tf.sigmoid(self.dense["onsets_logits"](on_h))
             offset = tf.sigmoid(self.dense["offsets_logits"](off_h))
-            combined = tf.concat([onset, activation, offset], axis=-1)
-            fr_h, *fr_s = self.lstms["frame_lstm"](combined, initial_state=states[4:6])
-            out["onset"], out["offset"] = onset, offset
-            out["frame"] = tf.sigmoid(self.dense["frame_logits"](fr_h))
-            new_states = on_s + off_s + fr_s
-            return out, new_states
+            fr_h, *fr_s = self.lstms["frame_lstm"](tf.concat([onset, activation, offset], axis=-1),
+                                                   initial_state=states[4:6])
+            out = {"onset": onset, "offset": offset, "frame": tf.sigmoid(self.dense["frame_logits"](fr_h)),
+                   "velocity": velocity}
+            return out, on_s + off_s + fr_s
 
-        self._acoustic = tf.function(lambda x: self.acoustic(x, training=False), reduce_retracing=True)
-        self._recurrent = tf.function(recurrent, reduce_retracing=True)
+        self._run = tf.function(run, reduce_retracing=True)  # one trace mid-stream, one or two at the ends
         self._tf = tf
 
     def initial_states(self) -> list:
         """Zero states (h, c) of each LSTM, in the order onsets, offsets, frame."""
         return [np.zeros((1, self.units[n]), np.float32) for n in RECURRENT for _ in range(2)]
 
-    def features(self, mel: np.ndarray) -> list[np.ndarray]:
-        """``[onset features, offset features, velocity, activation]`` ``[frames, ...]`` of a log-mel ``[frames, 229]``."""
-        return [np.asarray(v)[0] for v in self._acoustic(self._tf.constant(mel[None], self._tf.float32))]
-
-    def step(self, onset_x, offset_x, activation, states) -> tuple[dict[str, np.ndarray], list]:
-        """Probabilities ``{onset, offset, frame}`` ``[frames, 88]`` of the next frames' features, and the new states."""
+    def run(self, mel: np.ndarray, keep: slice, states: list, floor: float) -> tuple[dict[str, np.ndarray], list]:
+        """Probabilities ``{onset, offset, frame, velocity}`` of the frames ``keep`` of a log-mel stretch ``mel``
+        (at most 3 frames of context each side; fewer only at the stream's ends, where the convolutions pad as on the
+        whole sequence), and the LSTMs' states after them.  ``floor``: unused (the TFLite stepper pads with it)."""
         c = self._tf.constant
-        out, new = self._recurrent(c(onset_x[None]), c(offset_x[None]), c(activation[None]), [c(s) for s in states])
+        out, new = self._run(c(mel[None], self._tf.float32), c(keep.start), c(keep.stop), [c(s) for s in states])
         return {k: np.asarray(v)[0] for k, v in out.items()}, [np.asarray(s) for s in new]
+
+
+def state_names() -> list[str]:
+    """The TFLite step model's state inputs / outputs, in :meth:`CausalStepper.initial_states`'s order."""
+    return [f"{n}_{part}" for n in RECURRENT for part in ("h", "c")]
+
+
+def causal_step_model(model, block: int = BLOCK_FRAMES):
+    """A Keras model for one fixed-size step of a causal model: ``mel`` ``[1, block + 6, 229]`` (3 frames of context
+    each side) and the LSTMs' states in, the ``block`` middle frames' ``onset``, ``offset``, ``frame`` (probabilities),
+    ``velocity`` ``[1, block, 88]`` and the new states out (the LSTMs unrolled over the block): what
+    :func:`export_causal_tflite` converts."""
+    from ..tf_env import quiet_tensorflow
+
+    quiet_tensorflow()
+    import keras
+
+    get = model.get_layer
+    acoustic = keras.Model(model.inputs, [get("onsets_lstm").input, get("offsets_lstm").input, get("velocity").output,
+                                          get("frame_activation_probs").output])
+    mel = keras.Input(batch_shape=(1, block + 2 * CONV_REACH, get("onsets_conv0").input.shape[2]), name="mel")
+    names = state_names()
+    states = {n: keras.Input(batch_shape=(1, get(n.rsplit("_", 1)[0]).units), name=n) for n in names}
+    crop = lambda x, name: keras.layers.Cropping1D((CONV_REACH, CONV_REACH), name=name)(x)  # noqa: E731
+    on_x, off_x, velocity, activation = (crop(x, f"crop_{i}") for i, x in enumerate(acoustic(mel)))
+    outs, new_states = {}, {}
+
+    def lstm(name, x):
+        src = get(name)
+        layer = keras.layers.LSTM(src.units, return_sequences=True, return_state=True, unroll=True, name=f"{name}_step")
+        h, sh, sc = layer(x, initial_state=[states[f"{name}_h"], states[f"{name}_c"]])
+        layer.set_weights(src.get_weights())
+        new_states[f"{name}_h"], new_states[f"{name}_c"] = sh, sc
+        return h
+
+    sig = lambda x, name: keras.layers.Activation("sigmoid", name=name)(x)  # noqa: E731
+    outs["onset"] = sig(get("onsets_logits")(lstm("onsets_lstm", on_x)), "onset")
+    outs["offset"] = sig(get("offsets_logits")(lstm("offsets_lstm", off_x)), "offset")
+    combined = keras.layers.Concatenate(axis=-1)([outs["onset"], activation, outs["offset"]])
+    outs["frame"] = sig(get("frame_logits")(lstm("frame_lstm", combined)), "frame")
+    outs["velocity"] = keras.layers.Identity(name="velocity_out")(velocity)
+    outputs = {**outs, **{f"new_{k}": keras.layers.Identity(name=f"new_{k}")(v) for k, v in new_states.items()}}
+    return keras.Model({"mel": mel, **states}, outputs)
+
+
+def export_causal_tflite(model, output: str | os.PathLike, block: int = BLOCK_FRAMES, float16: bool = True) -> Path:
+    """Convert a causal Keras model (object or path) to a TFLite step model of ``block`` frames (see
+    :func:`causal_step_model`), float16 weights unless ``float16`` is off; written atomically."""
+    from ..io import atomic_path
+    from ..model import is_causal, load_model
+    from ..tf_env import quiet_tensorflow
+
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(model)
+    if not is_causal(model):
+        raise ValueError("only a causal model (forward-only LSTMs) can be exported as a step model")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:  # through a SavedModel: named inputs / outputs, weights frozen
+        causal_step_model(model, block).export(tmp, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        if float16:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        data = converter.convert()
+    with atomic_path(output) as tmp:
+        Path(tmp).write_bytes(data)
+    return Path(output)
+
+
+class TFLiteCausalStepper:
+    """The TFLite step model of :func:`export_causal_tflite`: fixed blocks, the stream's ends padded with the
+    log-mel floor (silence) instead of the convolutions' zeros."""
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
+        from ..tflite import TFLiteModelError, make_interpreter
+
+        self.path = Path(path)
+        self.interpreter, self.provider = make_interpreter(self.path, num_threads)
+        signatures = self.interpreter.get_signature_list()
+        if not signatures:
+            raise TFLiteModelError(f"{path}: not a causal model's TFLite step model (no signature); use --mode lookahead")
+        self.runner = self.interpreter.get_signature_runner(next(iter(signatures)))
+        inputs = self.runner.get_input_details()
+        if "mel" not in inputs or any(n not in inputs for n in state_names()):
+            raise TFLiteModelError(f"{path}: not a causal model's TFLite step model (its inputs: {', '.join(sorted(inputs))}; "
+                                   "a step model reads mel and the LSTM states); use --mode lookahead")
+        self.frames = int(inputs["mel"]["shape"][1])
+        self.block = self.frames - 2 * CONV_REACH
+        self.state_shapes = [tuple(inputs[n]["shape"]) for n in state_names()]
+
+    def initial_states(self) -> list:
+        return [np.zeros(shape, np.float32) for shape in self.state_shapes]
+
+    def run(self, mel: np.ndarray, keep: slice, states: list, floor: float) -> tuple[dict[str, np.ndarray], list]:
+        """As :meth:`CausalStepper.run`, in blocks of the file's size (a shorter last one padded)."""
+        n = keep.stop - keep.start
+        if n > self.block:
+            raise ValueError(f"{self.path}: steps of at most {self.block} frames, got {n}")
+        x = np.full((self.frames, mel.shape[1]), floor, np.float32)
+        lo = CONV_REACH - keep.start
+        x[lo: lo + len(mel)] = mel[: self.frames - lo]
+        out = self.runner(mel=x[None], **dict(zip(state_names(), states)))
+        probs = {k: np.asarray(out[k])[0, :n] for k in ("onset", "offset", "frame", "velocity")}
+        return probs, [np.asarray(out[f"new_{k}"]) for k in state_names()]
 
 
 class CausalFrames:
@@ -115,7 +271,7 @@ class CausalFrames:
         self.block = BLOCK_FRAMES if block is None else int(block)
         if self.block < 1:
             raise ValueError(f"a causal block is at least 1 frame, got {self.block}")
-        self.stepper = CausalStepper(predictor.model)
+        self.stepper = predictor.stepper()
         self.states = self.stepper.initial_states()
         self.buffer = SampleBuffer(gain)
         self.mel = np.zeros((0, 0), np.float32)  # log-mel frames [mel_from, mel_from + len) kept for the convs
@@ -150,10 +306,9 @@ class CausalFrames:
         """Commit frames ``[committed, commit_to)``; ``total``: the stream's frame count once it has ended."""
         lo = max(0, self.committed - CONV_REACH)
         hi = commit_to + CONV_REACH if total is None else min(commit_to + CONV_REACH, total)
-        onset_x, offset_x, velocity, activation = self.stepper.features(self.mel[lo - self.mel_from: hi - self.mel_from])
         keep = slice(self.committed - lo, commit_to - lo)
-        probs, self.states = self.stepper.step(onset_x[keep], offset_x[keep], activation[keep], self.states)
-        probs["velocity"] = velocity[keep]
+        probs, self.states = self.stepper.run(self.mel[lo - self.mel_from: hi - self.mel_from], keep, self.states,
+                                              self.peak_db - TOP_DB)
         self.windows += 1
         self.committed = commit_to
         drop = max(0, self.committed - CONV_REACH) - self.mel_from
