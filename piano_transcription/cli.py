@@ -21,6 +21,7 @@ from .assets import DEMO_AUDIO, DEMO_MIDI
 from .audio import AUDIO_EXTENSIONS
 from .cleanup import DEFAULT_PRESET, PRESETS, Cleanup
 from .constants import DEFAULT_DURATIONS, DURATIONS, SEGMENT_FRAMES
+from .engine import add_engine_arguments, engine_from_args
 
 SUBCOMMANDS = ("demo", "prepare", "build-synthetic", "corpus", "train", "tune-thresholds", "magenta-to-keras",
                "export-tflite")
@@ -238,16 +239,17 @@ def run_prepare(argv) -> int:
                                 description="Prepare a MAESTRO-layout folder into shards (resumable).")
     p.add_argument("maestro_dir")
     p.add_argument("out_dir")
-    p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="first N pieces per split")
+    add_engine_arguments(p, local_workers=2)
     a = p.parse_args(argv)
     from .training.maestro import prepare_dataset
 
     import warnings
 
+    engine = engine_from_args(a, local_workers=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the failures are listed below
-        manifest = prepare_dataset(a.maestro_dir, a.out_dir, workers=a.workers, limit=a.limit)
+        manifest = prepare_dataset(a.maestro_dir, a.out_dir, limit=a.limit, engine=engine)
     for split, entries in manifest["splits"].items():
         print(f"{split}: {len(entries)} pieces, {sum(e['segments'] for e in entries.values())} segments")
     for failure in manifest.get("failed", []):
@@ -320,8 +322,7 @@ def run_export_tflite(argv) -> int:
 def run_corpus(argv) -> int:
     from .corpus.builder import main as corpus_main
 
-    corpus_main(argv, prog="piano-transcribe corpus")
-    return 0
+    return corpus_main(argv, prog="piano-transcribe corpus")
 
 
 def run_train(argv) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -15,15 +16,22 @@ class DownloadError(RuntimeError):
     """A download failed (usually: no internet connection)."""
 
 
+def _temporary_affixes(path: Path) -> tuple[str, str]:
+    """Prefix and suffix of :func:`atomic_path`'s temporary files for ``path``."""
+    return f".{path.name}.", ".tmp" + path.suffix
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``.
 
-    Readers never see a half-written file; on error the temporary file is removed.
+    Readers never see a half-written file; on error the temporary file is removed (a process killed meanwhile
+    leaves it: :func:`temporary_siblings` finds it).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    prefix, suffix = _temporary_affixes(path)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -35,6 +43,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def temporary_siblings(path: str | os.PathLike) -> list[Path]:
+    """Temporary files that :func:`atomic_path` made for ``path`` and that are still there (a writer in progress,
+    or one that was killed)."""
+    path = Path(path)
+    prefix, suffix = _temporary_affixes(path)
+    return [Path(p) for p in glob.glob(glob.escape(str(path.parent / prefix)) + "*" + glob.escape(suffix))]
 
 
 def write_json(path: str | os.PathLike, data) -> None:
