@@ -384,16 +384,21 @@ class SlurmEngine(DaskEngine):
     def threads(self) -> int:
         return max(1, self.cores // self.processes)
 
-    def cluster(self):
-        """The SLURMCluster (scaled to ``jobs``; ``cluster.job_script()`` shows what ``sbatch`` receives)."""
+    def slurm_cluster(self):
+        """The SLURMCluster, not yet scaled (``cluster.job_script()`` shows what ``sbatch`` will receive): one
+        Dask thread per worker process, ``cores`` CPUs per job."""
         import logging
 
         from dask_jobqueue import SLURMCluster
 
-        cluster = SLURMCluster(cores=self.processes, processes=self.processes, job_cpu=self.cores,
-                               memory=self.memory, walltime=self.walltime, account=self.account, queue=self.partition,
-                               job_name="piano-transcription", silence_logs=logging.ERROR,
-                               job_script_prologue=[f"export {THREADS_ENV}={self.threads()}"])
+        return SLURMCluster(cores=self.processes, processes=self.processes, job_cpu=self.cores,
+                            memory=self.memory, walltime=self.walltime, account=self.account, queue=self.partition,
+                            job_name="piano-transcription", silence_logs=logging.ERROR,
+                            job_script_prologue=[f"export {THREADS_ENV}={self.threads()}"])
+
+    def cluster(self):
+        """The SLURMCluster, scaled to ``jobs`` batch jobs."""
+        cluster = self.slurm_cluster()
         cluster.scale(jobs=self.jobs)
         return cluster
 
