@@ -74,7 +74,8 @@ class Item:
 class Job:
     """A plan and its function: ``function(item) -> result`` (a JSON-able dict; ``result["seconds"]``, the audio
     seconds the item covered, feeds the throughput figure).  ``version``: what every item's output depends on
-    beyond its own inputs (model hash, options).  ``spawn``: local worker processes start by spawn, not fork."""
+    beyond its own inputs (model hash, options); ``force``: redo items that are up to date; ``spawn``: local worker
+    processes start by spawn, not fork."""
 
     name: str
     function: Callable[[Item], dict]
@@ -83,6 +84,8 @@ class Job:
     version: Mapping = field(default_factory=dict)
     force: bool = False
     spawn: bool = False
+    unit: str = "item"  # what an item is, for the progress bar
+    progress: bool = False  # items that run in the calling process may show their own progress bars
 
     @property
     def ledger_path(self) -> Path:
@@ -171,6 +174,14 @@ def is_up_to_date(record: dict | None, digest: str, item: Item) -> bool:
             and record.get("stamps") == [file_stamp(p) for p in item.outputs])
 
 
+def up_to_date(job: Job) -> set[str]:
+    """Keys of the job's items that a re-run skips (none when the job is forced)."""
+    if job.force:
+        return set()
+    records = read_ledger(job.ledger_path)
+    return {item.key for item in job.items if is_up_to_date(records.get(item.key), fingerprint(job, item), item)}
+
+
 class Ledger:
     """The driver's append-only record of finished items (see the module's docstring)."""
 
@@ -204,16 +215,22 @@ class Ledger:
 
 
 # ------------------------------------------------------------------------------------ execution
-_THREADS: int | None = None  # model threads for the item running in this process (set by the engine)
+_CONTEXT = {"threads": None, "progress": False}  # of the item running in this process (set by execute)
 
 
 def worker_threads() -> int | None:
     """Threads the running item's model may use: the engine's share of this machine's cores (cores divided
     by the worker processes on it), else ``PIANO_TRANSCRIPTION_THREADS``, else None (the library's default)."""
-    if _THREADS:
-        return _THREADS
+    if _CONTEXT["threads"]:
+        return _CONTEXT["threads"]
     env = os.environ.get(THREADS_ENV)
     return int(env) if env and env.isdigit() and int(env) > 0 else None
+
+
+def item_progress() -> bool:
+    """Whether the running item may show its own progress bars (it runs in the calling process, and its job
+    asked for them)."""
+    return bool(_CONTEXT["progress"])
 
 
 def available_cores() -> int:
@@ -234,10 +251,9 @@ def named(name: str, reason: str) -> str:
     return reason if str(name) in reason.split(": ", 1)[0] else f"{name}: {reason}"
 
 
-def execute(function: Callable[[Item], dict], item: Item, threads: int | None = None) -> dict:
+def execute(function: Callable[[Item], dict], item: Item, threads: int | None = None, progress: bool = False) -> dict:
     """Run one item (in whichever process the engine chose): ``{"ok", "result" | "reason", "error", "busy"}``."""
-    global _THREADS
-    _THREADS = threads
+    _CONTEXT.update(threads=threads, progress=progress)
     t0 = time.perf_counter()
     try:
         result = function(item) or {}
@@ -267,7 +283,7 @@ class LocalEngine:
         """Yield ``(item, execute's record)`` as items finish."""
         if self.in_process:
             for item in items:
-                yield item, execute(job.function, item)
+                yield item, execute(job.function, item, progress=job.progress)
             return
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -406,17 +422,21 @@ class SlurmEngine(DaskEngine):
 # ------------------------------------------------------------------------------------------- run
 def run_job(job: Job, engine=None, progress: bool = True, on_outcome: Callable[[Outcome], None] | None = None,
             checkpoint: Callable[[], None] | None = None, checkpoint_seconds: float = 2.0,
-            summary: bool | None = None) -> Report:
+            summary: bool | None = None, failures: list[dict] | None = None) -> Report:
     """Run ``job`` on ``engine`` (default: :class:`LocalEngine` in this process) and return its :class:`Report`.
 
     Items already done (see the module's docstring) are skipped; ``on_outcome`` sees every item's
     :class:`Outcome` in the driver, skipped ones first, the others as they finish; ``checkpoint`` (the job's
-    own manifest, say) runs at most every ``checkpoint_seconds`` and once at the end.  With ``progress``:
-    one bar over all items and (unless ``summary`` is False) the summary line, on stderr."""
+    own manifest, say) runs at most every ``checkpoint_seconds`` and once at the end.  ``failures``: records
+    ``{"item", "input", "reason"}`` of inputs that failed before they became items (planning), for the
+    failures file and the counts.  With ``progress``: one bar over all items and (unless ``summary`` is
+    False) the summary line, on stderr."""
     engine = engine or LocalEngine()
     t0 = time.perf_counter()
     ledger = Ledger(job.ledger_path)
-    report = Report(job.name, engine.describe(), items=len(job.items))
+    planned = list(failures or [])
+    report = Report(job.name, engine.describe(), items=len(job.items) + len(planned), failed=len(planned),
+                    failures=planned)
     todo, digests = [], {}
     last = time.monotonic()
 
@@ -439,7 +459,7 @@ def run_job(job: Job, engine=None, progress: bool = True, on_outcome: Callable[[
                 handle(Outcome(item, "skipped", result=record.get("result") or {}))
             else:
                 todo.append(item)
-        with tqdm(total=len(todo), desc=job.name, unit="item", disable=not progress or not todo,
+        with tqdm(total=len(todo), desc=job.name, unit=job.unit, disable=not progress or not todo,
                   file=sys.stderr) as bar:
             for item, rec in (engine.run(job, todo) if todo else ()):
                 report.busy += rec.get("busy", 0.0)
