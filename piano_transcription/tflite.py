@@ -159,9 +159,12 @@ def make_interpreter(path: str | os.PathLike, num_threads: int | None = None):
         except ImportError as exc:
             raise ImportError("no TFLite interpreter: pip install ai-edge-litert") from exc
         Interpreter, provider = tf.lite.Interpreter, "tensorflow"
+    from .native_logs import filtered_stderr
+
     try:
-        interpreter = Interpreter(model_path=path, num_threads=num_threads)
-        interpreter.allocate_tensors()
+        with filtered_stderr():  # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+            interpreter = Interpreter(model_path=path, num_threads=num_threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise TFLiteModelError(f"{path}: not a usable TFLite model ({exc})") from exc
     return interpreter, provider
@@ -178,6 +181,8 @@ class TFLiteModel:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such model file")
+        if path.is_dir():
+            raise TFLiteModelError(f"{path}: is a folder, not a .tflite model file")
         self.path = path
         self.interpreter, self.provider = make_interpreter(path, num_threads)
         inputs = self.interpreter.get_input_details()
