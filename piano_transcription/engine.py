@@ -315,10 +315,10 @@ class DaskEngine:
     name = "dask"
     in_process = False
 
-    def __init__(self, address: str | None = None, workers: int | None = None):
+    def __init__(self, address: str | None = None, workers: int | None = None, threads: int | None = None):
         self.address = address or os.environ.get(ADDRESS_ENV) or None
         self.workers = max(1, int(workers)) if workers else max(1, available_cores())
-        self.startup = 0.0
+        self.model_threads, self.startup = threads, 0.0
         _import_distributed()
 
     def describe(self) -> str:
@@ -327,8 +327,10 @@ class DaskEngine:
         return f"a Dask LocalCluster of {self.workers} workers"
 
     def threads(self) -> int | None:
-        """Model threads per item: this machine's cores over its worker processes (None on an existing cluster:
-        the workers' ``PIANO_TRANSCRIPTION_THREADS`` or the library's default)."""
+        """Model threads per item: as given, else this machine's cores over its worker processes (None on an
+        existing cluster: the workers' ``PIANO_TRANSCRIPTION_THREADS`` or the library's default)."""
+        if self.model_threads:
+            return self.model_threads
         return None if self.address else max(1, available_cores() // self.workers)
 
     def cluster(self):

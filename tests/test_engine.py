@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
+from piano_transcription.assets import DEFAULT_TFLITE
 from piano_transcription.engine import DaskEngine, EngineError, LocalEngine, SlurmEngine, read_ledger, run_job
 from piano_transcription.training.maestro import load_shard, prepare_dataset, prepare_job, read_manifest
 
@@ -191,3 +192,78 @@ def test_missing_cluster_extra_is_one_line(monkeypatch, tmp_path, capsys):
     assert main(["prepare", str(tmp_path), str(tmp_path / "out"), "--engine", "dask"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("piano-transcribe: ") and "[cluster]" in err and len(err.splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------------ transcription
+TFLITE = str(DEFAULT_TFLITE)  # the light model: quick to load in every worker
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Four 5 s excerpts of the demo recording, and a corrupt file beside them."""
+    import soundfile as sf
+
+    from piano_transcription.assets import DEMO_AUDIO
+
+    folder = tmp_path_factory.mktemp("clips")
+    audio, sr = sf.read(DEMO_AUDIO, dtype="float32")
+    for k, start in enumerate((0, 6, 12, 18)):
+        sf.write(folder / f"clip{k}.flac", audio[start * sr:(start + 5) * sr], sr)
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt nonsense" * 8)
+    return folder
+
+
+def midi_notes(path):
+    import pretty_midi
+
+    return sorted((n.pitch, round(n.start, 4), round(n.end, 4), n.velocity)
+                  for n in pretty_midi.PrettyMIDI(str(path)).instruments[0].notes)
+
+
+def test_batch_transcription_on_dask_equals_local(cluster, clips, tmp_path, capsys):
+    from piano_transcription.cli import main
+
+    address, client = cluster
+    local, dask = tmp_path / "local", tmp_path / "dask"
+    assert main([str(clips), "-o", str(local), "--tflite", TFLITE, "-q"]) == 1  # the corrupt file
+    capsys.readouterr()
+    assert main([str(clips), "-o", str(dask), "--tflite", TFLITE, "--engine", "dask", "--address", address]) == 1
+    captured = capsys.readouterr()
+    failures = json.loads((dask / "transcribe.failures.json").read_text())
+    assert [f["input"] for f in failures] == [str(clips / "corrupt.wav")], failures
+    assert "corrupt.wav" in captured.err and "4 done" in captured.err and "1 failed" in captured.err
+    assert captured.out.count(" notes, ") == 4
+    for k in range(4):
+        assert midi_notes(dask / f"clip{k}.mid") == midi_notes(local / f"clip{k}.mid") != []
+    # each worker loaded the model once, however many files it transcribed
+    loads = client.run(lambda: [key[:2] for key in __import__("piano_transcription.batch").batch._PREDICTORS])
+    assert all(len(keys) == len(set(keys)) for keys in loads.values()) and sum(map(len, loads.values())) >= 1
+    # a re-run skips what is done and leaves it alone
+    stamps = {p: p.stat().st_mtime_ns for p in dask.glob("*.mid")}
+    assert main([str(clips / f"clip{k}.flac") for k in range(4)]
+                + ["-o", str(dask), "--tflite", TFLITE, "--engine", "dask", "--address", address]) == 0
+    assert capsys.readouterr().out.count("up to date") == 4
+    assert {p: p.stat().st_mtime_ns for p in dask.glob("*.mid")} == stamps
+    assert not (dask / "transcribe.failures.json").exists() and no_temporaries(dask) == []
+
+
+def test_changed_model_invalidates_old_outputs(cluster, clips, tmp_path, capsys):
+    from piano_transcription.cli import main
+    from piano_transcription.predictor import thresholds_path
+
+    address, _ = cluster
+    model = tmp_path / "model.tflite"
+    shutil.copy(TFLITE, model)
+    shutil.copy(thresholds_path(TFLITE), thresholds_path(model))
+    inputs = [str(clips / "clip0.flac"), str(clips / "clip1.flac")]
+    run = inputs + ["-o", str(tmp_path / "out"), "--tflite", str(model), "--engine", "dask", "--address", address]
+    assert main(run + ["-q"]) == 0
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("*.mid")}
+    shutil.copy(DEFAULT_TFLITE.with_name("default.fp16.tflite"), model)  # same path, other weights
+    capsys.readouterr()
+    assert main(run + ["-q"]) == 1  # not up to date any more: the old outputs are refused, not skipped
+    assert capsys.readouterr().err.count("exists (use --overwrite") == 2
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert main(run + ["-q", "--overwrite"]) == 0
+    assert all(p.stat().st_mtime_ns != stamps[p] for p in stamps)  # made again, with the new weights
+    assert main(run) == 0 and capsys.readouterr().out.count("up to date") == 2
