@@ -130,7 +130,7 @@ class Report:
         """One line: items, failures, wall time, audio hours per hour."""
         rate = f", {self.audio / self.wall:.0f} audio hours per hour" if self.audio and self.wall > 0 else ""
         return (f"{self.job}: {self.items} items, {self.done} done, {self.skipped} up to date, {self.failed} failed "
-                f"in {self.wall:.1f} s on {self.engine}{rate}")
+                f"in {self.wall:.1f} s ({self.engine}){rate}")
 
 
 def file_stamp(path: str | os.PathLike) -> list | None:
@@ -338,10 +338,13 @@ class DaskEngine:
         if self.address:
             return None
         import logging
+        import warnings
 
         distributed = _import_distributed()
-        return distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                        host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Port 8787 is already in use": another cluster's; it takes another
+            return distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                            host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
 
     def run(self, job: Job, items: list[Item]) -> Iterator[tuple[Item, dict]]:
         """Yield ``(item, execute's record)`` as items finish anywhere on the cluster."""

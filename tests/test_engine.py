@@ -26,10 +26,13 @@ distributed = pytest.importorskip("distributed")
 def cluster():
     """``(scheduler address, client)`` of a LocalCluster on 127.0.0.1: two worker processes, one item at a time
     each, one model thread each (as on an existing cluster, through the workers' environment)."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, silence_logs=logging.ERROR,
-                                  env={"PIANO_TRANSCRIPTION_THREADS": "1"}) as c, distributed.Client(c) as client:
-        yield c.scheduler_address, client
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # port 8787 (the cluster's HTTP server) may be another test run's
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                           dashboard_address=None, silence_logs=logging.ERROR,
+                                           env={"PIANO_TRANSCRIPTION_THREADS": "1"})
+    with cluster, distributed.Client(cluster) as client:
+        yield cluster.scheduler_address, client
 
 
 def no_temporaries(folder):
@@ -161,6 +164,13 @@ def test_corpus_on_dask_equals_local(cluster, synthetic_maestro, tmp_path):
     assert dask["splits"] == local["splits"] and len(dask["splits"]["train"]) == 2 and dask["failed"] == []
     for e in local["splits"]["train"].values():
         assert shards_equal(tmp_path / "dask" / e["shard"], tmp_path / "local" / e["shard"])
+
+
+def test_ledger_survives_a_torn_last_line(tmp_path):
+    ledger = tmp_path / ".job.done.jsonl"
+    ledger.write_text(json.dumps({"key": "a", "fingerprint": "1"}) + "\n" + json.dumps({"key": "b", "fingerprint": "2"})
+                      + "\n" + '{"key": "c", "finger')  # the driver died while writing c's line
+    assert sorted(read_ledger(ledger)) == ["a", "b"]
 
 
 def test_slurm_job_script():
