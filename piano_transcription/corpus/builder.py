@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm.auto import tqdm
 
 from ..audio import load_audio, log_mel, normalize
 from ..constants import HOP_LENGTH, SAMPLE_RATE, SEGMENT_FRAMES
