@@ -32,6 +32,7 @@ recorded as a failure.  One progress bar (tqdm) covers the whole cluster, and a 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import sys
@@ -51,6 +52,7 @@ CLUSTER_EXTRA = "pip install 'piano-transcription[cluster]'"
 ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"  # an existing Dask scheduler (Dask's own variable)
 THREADS_ENV = "PIANO_TRANSCRIPTION_THREADS"  # model threads per worker process, set on an existing cluster's workers
 LEDGER_VERSION = 1
+ALLOWED_DEATHS = 3  # worker processes an item may take down with it on the local engine (Dask: allowed-failures)
 
 
 class EngineError(RuntimeError):
@@ -286,18 +288,38 @@ class LocalEngine:
                 yield item, execute(job.function, item, progress=job.progress)
             return
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
 
         threads = max(1, available_cores() // self.workers)
         context = multiprocessing.get_context("spawn") if job.spawn else None
-        with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
-            futures = {pool.submit(execute, job.function, item, threads): item for item in items}
-            for fut in as_completed(futures):
-                try:
-                    yield futures[fut], fut.result()
-                except Exception as exc:  # noqa: BLE001 - BrokenProcessPool: a worker died (re-run to retry)
-                    yield futures[fut], {"ok": False, "reason": f"a worker process died ({failure_reason(exc)})",
-                                         "error": type(exc).__name__, "busy": 0.0}
+        queue, deaths = list(reversed(items)), collections.Counter()
+        while queue:  # one pool; a new one after a worker process died (its items go back in the queue)
+            with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
+                running: dict = {}
+                while queue or running:
+                    while queue and len(running) < self.workers:  # as many items out as processes: each runs
+                        item = queue.pop()
+                        running[pool.submit(execute, job.function, item, threads)] = item
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    broken = False
+                    for fut in finished:
+                        item = running.pop(fut)
+                        try:
+                            yield item, fut.result()
+                        except BrokenProcessPool as exc:
+                            broken = True
+                            deaths[item.key] += 1
+                            if deaths[item.key] < ALLOWED_DEATHS:
+                                queue.append(item)
+                            else:
+                                yield item, {"ok": False, "reason": f"its worker process died {ALLOWED_DEATHS} times "
+                                                                    f"({failure_reason(exc)})",
+                                             "error": type(exc).__name__, "busy": 0.0}
+                    if broken:
+                        for fut, item in running.items():  # the pool is gone: what was out goes back
+                            queue.append(item)
+                        break
 
 
 def _import_distributed():

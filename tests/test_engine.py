@@ -144,6 +144,30 @@ def test_killed_worker_is_replaced_and_every_output_written_once(cluster, synthe
     assert killed["pid"] not in now and len(now - pids) == 1
 
 
+def test_local_processes_replace_a_killed_one(synthetic_maestro, tmp_path):
+    import multiprocessing
+
+    out = tmp_path / "out"
+    job, _, _ = prepare_job(synthetic_maestro, out)
+    killed, before = [], {p.pid for p in multiprocessing.active_children()}  # e.g. the cluster's workers
+
+    def kill_a_pool_process():
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            children = [p for p in multiprocessing.active_children() if p.pid not in before]
+            if children and not any(out.rglob("*.npz")):
+                os.kill(children[0].pid, signal.SIGKILL)
+                killed.append(children[0].pid)
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_a_pool_process)
+    killer.start()
+    report = run_job(job, LocalEngine(2), progress=False)
+    killer.join()
+    assert killed and (report.done, report.failed) == (6, 0)
+    assert len(list(out.rglob("*.npz"))) == 6 and no_temporaries(out) == []
+
+
 def test_corpus_on_dask_equals_local(cluster, synthetic_maestro, tmp_path):
     from piano_transcription.corpus.builder import build_corpus
     from piano_transcription.midi import read_midi
