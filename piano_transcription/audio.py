@@ -15,8 +15,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
-import scipy.signal
 import soundfile as sf
 
 from .constants import AMIN, FMAX, FMIN, HOP_LENGTH, MEL_HTK, N_FFT, N_MELS, SAMPLE_RATE, TOP_DB
@@ -310,7 +308,12 @@ class AudioSource:
         self.decode_stop = done
 
     def _scan(self, declared: int) -> None:
+        import soxr
+
         n, peak, clipped, mix_energy, channel_energy, power = 0, 0.0, 0, 0.0, 0.0, 0.0
+        # the peak after resampling (Magenta normalises the 16 kHz samples), found in this pass, not in another
+        stream = soxr.ResampleStream(self.sr, self.target_sr, 1, dtype="float32") if self.sr != self.target_sr else None
+        resampled_peak = 0.0
         for block in self._raw_blocks():
             if not np.all(np.isfinite(block)):
                 raise AudioError(f"{self.source}: the audio holds NaN or infinite samples")
@@ -322,6 +325,12 @@ class AudioSource:
             channel_energy += float(np.sum(block.astype(np.float64) ** 2)) / block.shape[1]
             block_power = _block_power(mono, self.sr)
             power = power + block_power if len(block_power) else power
+            if stream is not None:
+                out = stream.resample_chunk(np.ascontiguousarray(mono))
+                resampled_peak = max(resampled_peak, float(np.max(np.abs(out))) if len(out) else 0.0)
+        if stream is not None:
+            out = stream.resample_chunk(np.zeros(0, np.float32), last=True)
+            resampled_peak = max(resampled_peak, float(np.max(np.abs(out))) if len(out) else 0.0)
         if n == 0:
             raise AudioError(f"{self.source}: the audio is empty (0 samples)")
         if n / self.sr < MIN_SECONDS:
@@ -343,7 +352,7 @@ class AudioSource:
         self.n_samples = int(round(n * self.target_sr / self.sr))
         self.peak = 1.0
         if peak > 0 and self.sr != self.target_sr:  # the peak after resampling, as Magenta normalises
-            peak = max(float(np.max(np.abs(b))) for b in self.blocks())
+            peak = resampled_peak if self.channel is None else max(float(np.max(np.abs(b))) for b in self.blocks())
         self.peak = peak
         if peak == 0.0:
             warnings.warn(f"{self.source}: the audio is completely silent", SilentAudioWarning, stacklevel=4)
@@ -458,7 +467,8 @@ def mel_filters() -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def _analysis() -> tuple[np.ndarray, np.ndarray]:
     """The periodic Hann window ``[N_FFT]`` and the mel filterbank, computed once per process."""
-    return scipy.signal.get_window("hann", N_FFT, fftbins=True).astype(np.float32), mel_filters()
+    periodic_hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(N_FFT) / N_FFT)  # scipy's get_window("hann")
+    return periodic_hann.astype(np.float32), mel_filters()
 
 
 def log_mel(samples: np.ndarray, center: bool = True) -> np.ndarray:
@@ -471,6 +481,8 @@ def log_mel(samples: np.ndarray, center: bool = True) -> np.ndarray:
     frame ``i`` is centred at ``i * 512 / 16000`` s (zeros beyond both ends) and there are
     ``1 + n // 512`` frames; with ``center=False`` frame ``i`` starts at sample ``512 i``.
     """
+    import scipy.fft  # here, not at the top: its import is a tenth of a second of every command's start
+
     window, filters = _analysis()
     samples = np.asarray(samples, dtype=np.float32)
     if center:
