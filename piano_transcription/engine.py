@@ -19,8 +19,10 @@ imported only here, only by the two cluster engines.  What the engine keeps, in 
   its outputs' sizes and modification times, and its result record.  Only the driver writes it, a line at a
   time, so a crash loses at most the item in flight.  A re-run skips an item whose fingerprint is unchanged
   and whose outputs are still as written (the job's ``force`` redoes everything);
-* the failures file ``JOB.failures.json``: ``[{"item", "input", "reason"}]`` of the last run (removed when a
-  run has none).  A failed item never stops the others; the caller exits non-zero.
+* the failures file ``.JOB.failures.json``: ``[{"item", "input", "reason"}]`` of the last run (removed when a
+  run has none; the summary line names it).  A failed item never stops the others; the caller exits non-zero.
+
+Both are hidden files, so that an output folder lists the outputs only.
 
 Outputs are written by the item function through :func:`piano_transcription.io.atomic_path`, so a reader
 never sees half a file; the temporary files of a worker that died mid-item are removed at the end of the run.
@@ -95,7 +97,7 @@ class Job:
 
     @property
     def failures_path(self) -> Path:
-        return Path(self.folder) / f"{self.name}.failures.json"
+        return Path(self.folder) / f".{self.name}.failures.json"
 
 
 @dataclass
@@ -127,12 +129,14 @@ class Report:
     busy: float = 0.0
     audio: float = 0.0
     failures: list = field(default_factory=list)
+    failures_path: Path | None = None
 
     def summary(self) -> str:
-        """One line: items, failures, wall time, audio hours per hour."""
+        """One line: items, failures, wall time, audio hours per hour (and where the failures are listed)."""
         rate = f", {self.audio / self.wall:.0f} audio hours per hour" if self.audio and self.wall > 0 else ""
+        listed = f"; failures listed in {self.failures_path}" if self.failed and self.failures_path else ""
         return (f"{self.job}: {self.items} items, {self.done} done, {self.skipped} up to date, {self.failed} failed "
-                f"in {self.wall:.1f} s ({self.engine}){rate}")
+                f"in {self.wall:.1f} s ({self.engine}){rate}{listed}")
 
 
 def file_stamp(path: str | os.PathLike) -> list | None:
@@ -165,7 +169,7 @@ def read_ledger(path: str | os.PathLike) -> dict[str, dict]:
                     continue
                 if isinstance(rec, dict) and "key" in rec:
                     records[rec["key"]] = rec
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no run yet (or no folder: the caller says so)
         pass
     return records
 
@@ -463,7 +467,7 @@ def run_job(job: Job, engine=None, progress: bool = True, on_outcome: Callable[[
     ledger = Ledger(job.ledger_path)
     planned = list(failures or [])
     report = Report(job.name, engine.describe(), items=len(job.items) + len(planned), failed=len(planned),
-                    failures=planned)
+                    failures=planned, failures_path=job.failures_path)
     todo, digests = [], {}
     last = time.monotonic()
 

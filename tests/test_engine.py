@@ -55,7 +55,7 @@ def test_prepare_on_dask_equals_local_and_reruns_skip(cluster, synthetic_maestro
     for entries in local["splits"].values():
         for e in entries.values():
             assert shards_equal(out / e["shard"], prepared / e["shard"])
-    assert no_temporaries(out) == [] and not (out / "prepare.failures.json").exists()
+    assert no_temporaries(out) == [] and not (out / ".prepare.failures.json").exists()
     # a re-run skips everything and leaves the shards alone; a changed input redoes its piece only
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")}
     job, _, _ = prepare_job(synthetic_maestro, out)
@@ -90,7 +90,7 @@ def test_corrupt_input_is_a_failure_record_and_the_others_finish(cluster, synthe
     assert main(["prepare", str(src), str(out), "--engine", "dask", "--address", address]) == 1
     err = capsys.readouterr().err
     assert bad.name in err and "5 done" in err and "1 failed" in err
-    failures = json.loads((out / "prepare.failures.json").read_text())
+    failures = json.loads((out / ".prepare.failures.json").read_text())
     assert len(failures) == 1 and failures[0]["input"].endswith(bad.name) and failures[0]["reason"]
     manifest = read_manifest(out)
     assert sum(len(v) for v in manifest["splits"].values()) == 5 and bad.name in manifest["failed"][0]
@@ -263,7 +263,7 @@ def test_batch_transcription_on_dask_equals_local(cluster, clips, tmp_path, caps
     capsys.readouterr()
     assert main([str(clips), "-o", str(dask), "--tflite", TFLITE, "--engine", "dask", "--address", address]) == 1
     captured = capsys.readouterr()
-    failures = json.loads((dask / "transcribe.failures.json").read_text())
+    failures = json.loads((dask / ".transcribe.failures.json").read_text())
     assert [f["input"] for f in failures] == [str(clips / "corrupt.wav")], failures
     assert "corrupt.wav" in captured.err and "4 done" in captured.err and "1 failed" in captured.err
     assert captured.out.count(" notes, ") == 4
@@ -278,7 +278,7 @@ def test_batch_transcription_on_dask_equals_local(cluster, clips, tmp_path, caps
                 + ["-o", str(dask), "--tflite", TFLITE, "--engine", "dask", "--address", address]) == 0
     assert capsys.readouterr().out.count("up to date") == 4
     assert {p: p.stat().st_mtime_ns for p in dask.glob("*.mid")} == stamps
-    assert not (dask / "transcribe.failures.json").exists() and no_temporaries(dask) == []
+    assert not (dask / ".transcribe.failures.json").exists() and no_temporaries(dask) == []
 
 
 def test_changed_model_invalidates_old_outputs(cluster, clips, tmp_path, capsys):

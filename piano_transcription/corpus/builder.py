@@ -298,7 +298,7 @@ def build_corpus(splits: dict, out_dir: str | os.PathLike, counts: dict[str, int
     ``sfz`` source.  The ``corpus`` job of :mod:`piano_transcription.engine`, on ``engine`` (default: ``workers``
     local processes): a re-run keeps the shards that are up to date (same plan, same inputs).  Inputs that fail
     are named on stderr, skipped, and listed under ``problems`` in the manifest (shards that fail also in
-    ``corpus.failures.json``).
+    ``.corpus.failures.json``).
     """
     out_dir = Path(out_dir)
     manifest_path = out_dir / "manifest.json"

@@ -299,7 +299,7 @@ def prepare_dataset(maestro_dir: str | os.PathLike, out_dir: str | os.PathLike, 
     local processes; memory: one piece per worker) and a re-run skips the pieces whose shard is up to date
     (same audio and MIDI files); shards and the manifest are written atomically.  Pieces whose files are
     missing are reported (a warning) and skipped; pieces that fail are listed under ``failed`` in the manifest
-    and in ``prepare.failures.json``.  ``limit`` keeps the first N pieces per split.
+    and in ``.prepare.failures.json``.  ``limit`` keeps the first N pieces per split.
     """
     from ..engine import LocalEngine, named, run_job
     from ..io import write_json
