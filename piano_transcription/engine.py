@@ -396,9 +396,12 @@ class DaskEngine:
                     item = futures.pop(fut)
                     try:
                         record = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - KilledWorker: the item killed its workers
-                        record = {"ok": False, "reason": f"its worker processes died ({failure_reason(exc)})",
-                                  "error": type(exc).__name__, "busy": 0.0}
+                    except Exception as exc:  # noqa: BLE001 - the item killed its workers, or never reached them
+                        killed = isinstance(exc, distributed.KilledWorker)
+                        record = {"ok": False, "error": type(exc).__name__, "busy": 0.0,
+                                  "reason": f"its worker processes died ({failure_reason(exc)})" if killed else
+                                  f"the worker could not run it ({failure_reason(exc)}; is the package installed "
+                                  "there?)"}
                     fut.release()
                     yield item, record
             finally:
