@@ -26,9 +26,10 @@ Both are hidden files, so that an output folder lists the outputs only.
 
 Outputs are written by the item function through :func:`piano_transcription.io.atomic_path`, so a reader
 never sees half a file; the temporary files of a worker that died mid-item are removed at the end of the run.
-Dask reschedules the items of a worker process that dies (its nanny starts a new one), so every output is
-written exactly once; an item that kills ``distributed.scheduler.allowed-failures`` workers (default 3) is
-recorded as a failure.  One progress bar (tqdm) covers the whole cluster, and a summary line ends the run.
+Dask reschedules the items of a worker process that dies (its nanny starts a new one), and the local engine
+starts a new pool of processes and runs the items that were out again, so every output ends up written once,
+whole; an item that takes down ``distributed.scheduler.allowed-failures`` workers (default 3; locally
+:data:`ALLOWED_DEATHS`) is recorded as a failure.  One progress bar (tqdm) covers the whole cluster, and a summary line ends the run.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ class Job:
     """A plan and its function: ``function(item) -> result`` (a JSON-able dict; ``result["seconds"]``, the audio
     seconds the item covered, feeds the throughput figure).  ``version``: what every item's output depends on
     beyond its own inputs (model hash, options); ``force``: redo items that are up to date; ``spawn``: local worker
-    processes start by spawn, not fork."""
+    processes start by spawn, not fork; ``adopt(item)``: the result of an item that a run before the engine existed
+    finished (its job's own manifest says so), or None -- it is recorded in the ledger instead of done again."""
 
     name: str
     function: Callable[[Item], dict]
@@ -90,6 +92,7 @@ class Job:
     spawn: bool = False
     unit: str = "item"  # what an item is, for the progress bar
     progress: bool = False  # items that run in the calling process may show their own progress bars
+    adopt: Callable[[Item], dict | None] | None = None  # the result of an item done before the ledger existed
 
     @property
     def ledger_path(self) -> Path:
@@ -488,6 +491,11 @@ def run_job(job: Job, engine=None, progress: bool = True, on_outcome: Callable[[
         for item in job.items:
             digests[item.key] = digest = fingerprint(job, item)
             record = ledger.records.get(item.key)
+            if record is None and job.adopt is not None and not job.force and all(map(os.path.exists, item.outputs)):
+                adopted = job.adopt(item)
+                if adopted is not None:
+                    ledger.add(item, digest, adopted)
+                    record = ledger.records[item.key]
             if not job.force and is_up_to_date(record, digest, item):
                 report.skipped += 1
                 handle(Outcome(item, "skipped", result=record.get("result") or {}))

@@ -188,6 +188,24 @@ def test_corpus_on_dask_equals_local(cluster, synthetic_maestro, tmp_path):
     assert dask["splits"] == local["splits"] and len(dask["splits"]["train"]) == 2 and dask["failed"] == []
     for e in local["splits"]["train"].values():
         assert shards_equal(tmp_path / "dask" / e["shard"], tmp_path / "local" / e["shard"])
+    # a corpus that a version before the engine rendered (no ledger) is resumed, not rendered again
+    (tmp_path / "local" / ".corpus.done.jsonl").unlink()
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "local").rglob("*.npz")}
+    again = build_corpus(out_dir=tmp_path / "local", engine=LocalEngine(1), **args)
+    assert again["splits"] == local["splits"]
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "local").rglob("*.npz")} == stamps
+
+
+def test_outputs_of_a_run_before_the_engine_are_adopted(synthetic_maestro, prepared, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(prepared, old)
+    (old / ".prepare.done.jsonl").unlink()  # as a version before the engine left it: shards and manifest only
+    stamps = {p: p.stat().st_mtime_ns for p in old.rglob("*.npz")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        manifest = prepare_dataset(synthetic_maestro, old, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in old.rglob("*.npz")} == stamps
+    assert manifest["splits"] == read_manifest(prepared)["splits"] and len(read_ledger(old / ".prepare.done.jsonl")) == 6
 
 
 def test_ledger_survives_a_torn_last_line(tmp_path):

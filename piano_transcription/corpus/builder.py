@@ -328,6 +328,13 @@ def build_corpus(splits: dict, out_dir: str | os.PathLike, counts: dict[str, int
 
     failed: list[str] = []
 
+    def adopt(item) -> dict | None:  # a shard that a version before the engine rendered and listed
+        entry = manifest["splits"][item.params["split"]].get(item.params["sid"])
+        return None if entry is None else {k: v for k, v in entry.items() if k != "shard"} | {
+            "seconds": entry.get("segments", 0) * EXCERPT_SECONDS}
+
+    job.adopt = adopt
+
     def record(outcome) -> None:
         split, sid = outcome.item.params["split"], outcome.item.params["sid"]
         if outcome.status == "failed":

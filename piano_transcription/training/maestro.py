@@ -317,6 +317,15 @@ def prepare_dataset(maestro_dir: str | os.PathLike, out_dir: str | os.PathLike, 
         manifest["splits"].setdefault(split, {})
     errors = []
 
+    def adopt(item) -> dict | None:  # a shard that a version before the engine wrote and listed
+        entry = manifest["splits"][item.params["split"]].get(rows[item.key].id)
+        if entry is None or "segments" not in entry or "frames" not in entry:
+            return None
+        return {"segments": entry["segments"], "frames": entry["frames"],
+                "seconds": entry["frames"] * HOP_LENGTH / SAMPLE_RATE}
+
+    job.adopt = adopt
+
     def record(outcome) -> None:
         split, row = outcome.item.params["split"], rows[outcome.item.key]
         if outcome.status == "failed":
