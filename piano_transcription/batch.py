@@ -40,13 +40,13 @@ def model_digest(path: str | os.PathLike) -> str:
 
 def remember_predictor(predictor, digest: str) -> None:
     """Put an already loaded predictor in this thread's cache (the driver's model, on the local engine)."""
-    _PREDICTORS[(str(predictor.path), digest, threading.get_ident())] = predictor
+    _PREDICTORS[(str(Path(predictor.path).absolute()), digest, threading.get_ident())] = predictor
 
 
 def cached_predictor(path: str, digest: str, threads: int | None = None):
     """The predictor of the model file at ``path`` with hash ``digest``, loaded once per process and thread,
     running on ``threads`` threads (None: the library's default)."""
-    key = (str(path), digest, threading.get_ident())
+    key = (str(Path(path).absolute()), digest, threading.get_ident())
     if key not in _PREDICTORS:
         from .predictor import TFLitePredictor, load_predictor
 

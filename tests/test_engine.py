@@ -275,9 +275,13 @@ def midi_notes(path):
 def test_batch_transcription_on_dask_equals_local(cluster, clips, tmp_path, capsys):
     from piano_transcription.cli import main
 
+    from piano_transcription import batch
+
     address, client = cluster
     local, dask = tmp_path / "local", tmp_path / "dask"
-    assert main([str(clips), "-o", str(local), "--tflite", TFLITE, "-q"]) == 1  # the corrupt file
+    batch._PREDICTORS.clear()
+    assert main([str(clips), "-o", str(local), "--tflite", os.path.relpath(TFLITE), "-q"]) == 1  # the corrupt file
+    assert len(batch._PREDICTORS) == 1  # the model the command loaded to check it transcribed every file
     capsys.readouterr()
     assert main([str(clips), "-o", str(dask), "--tflite", TFLITE, "--engine", "dask", "--address", address]) == 1
     captured = capsys.readouterr()
