@@ -85,8 +85,9 @@ def transcription_job(inputs: list[tuple[Path, str, dict[str, Path]]], outdir: s
                    "model_sha256": digest, "options": options,
                    "outputs": {kind: str(Path(p).absolute()) for kind, p in outputs.items()}})
              for audio, key, outputs in inputs]
+    # local worker processes are spawned: TensorFlow (loaded here to check the model) does not survive a fork
     return Job(JOB_NAME, transcribe_item, items, Path(outdir), version={"model_sha256": digest}, force=overwrite,
-               unit="file", progress=progress)
+               unit="file", progress=progress, spawn=True)
 
 
 def transcribe_item(item: Item) -> dict:
