@@ -23,6 +23,7 @@ from .assets import DEMO_AUDIO, DEMO_MIDI
 from .audio import AUDIO_EXTENSIONS
 from .cleanup import DEFAULT_PRESET, PRESETS, Cleanup
 from .constants import DEFAULT_DURATIONS, DURATIONS, SEGMENT_FRAMES
+from .engine import add_engine_arguments, engine_from_args
 
 SUBCOMMANDS = ("demo", "prepare", "build-synthetic", "corpus", "train", "tune-thresholds", "magenta-to-keras",
                "export-tflite")
@@ -182,8 +183,10 @@ def transcription_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", action="store_true", help="also write a piano-roll picture NAME.png")
     p.add_argument("--musicxml", action="store_true",
                    help="also write a two-staff score NAME.musicxml (quantised to the tracked beats; needs music21)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files (and redo the inputs "
+                                                            "whose outputs are up to date)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_engine_arguments(p)
     return p
 
 
@@ -229,39 +232,46 @@ def run_transcription(args) -> int:
     """Transcribe every input; a bad input is reported in one line and the others still run. Options, inputs
     and the output folder are checked before the model loads. Returns the exit status (0, 1: some inputs failed,
     2: the options or the output folder cannot work)."""
-    import warnings
-
-    from tqdm.auto import tqdm
-
     from .audio import check_audio_file
-    from .outputs import requested_outputs, write_outputs
+    from .batch import model_digest, remember_predictor, transcription_job, transcription_options
+    from .engine import EngineError, run_job, up_to_date
+    from .outputs import requested_outputs
+    from .predictor import default_model_path
 
     try:
         check_transcription_options(args)
-    except (OSError, ValueError, ImportError) as exc:
+        engine = engine_from_args(args)
+    except (OSError, ValueError, ImportError, EngineError) as exc:
         _err(str(exc))
         return 2
     found = gather_inputs(args.inputs)
     for note in found.notes:
         _err(note)
-    failures = len(found.failures)
+    failed = [{"item": item, "input": item, "reason": reason} for item, reason in found.failures]
     for _, reason in found.failures:
         _err(reason)
     names = output_names(found.files)
     outdir = Path(args.outdir)
+    model_path = Path(args.tflite or args.model or default_model_path())
+    digest = model_digest(model_path)
+    options = transcription_options(args.onset_threshold, args.frame_threshold, args.offset_threshold,
+                                    cleanup_from_args(args), not args.constant_tempo, args.durations)
+    plan = [(path, names[path], requested_outputs(outdir, names[path], args.plot, args.musicxml))
+            for path in found.files]
+    done = up_to_date(transcription_job(plan, outdir, model_path, digest, options, args.overwrite))
     todo = []
-    for path in found.files:
-        wanted = requested_outputs(outdir, names[path], args.plot, args.musicxml)
+    for path, key, wanted in plan:
         try:
-            check_audio_file(path)
-            existing = [p for p in wanted.values() if p.exists()]
-            if existing and not args.overwrite:
-                raise FileExistsError(f"{existing[0]} exists (use --overwrite to replace it)")
+            if key not in done:  # outputs this model and these options already made are skipped, not refused
+                check_audio_file(path)
+                existing = [p for p in wanted.values() if p.exists()]
+                if existing and not args.overwrite:
+                    raise FileExistsError(f"{existing[0]} exists (use --overwrite to replace it)")
         except (OSError, ValueError) as exc:  # AudioError is a ValueError
-            failures += 1
+            failed.append({"item": key, "input": str(path), "reason": _about(path, exc)})
             _err(_about(path, exc))
             continue
-        todo.append((path, wanted))
+        todo.append((path, key, wanted))
     if not todo:
         if not found.files and not found.failures:
             _err("no audio files found in the given inputs")
@@ -271,33 +281,38 @@ def run_transcription(args) -> int:
     except OSError as exc:
         _err(str(exc))
         return 2
+    job = transcription_job(todo, outdir, model_path, digest, options, args.overwrite, progress=not args.quiet)
+    if any(key not in done for _, key, _ in todo):  # something to transcribe: load the model here, once, to check it
+        from .predictor import load_predictor
+        from .transcribe import check_durations
 
-    from .predictor import load_predictor
-    from .transcribe import check_durations, transcribe
-
-    try:
-        predictor = load_predictor(args.tflite or args.model)
-        check_durations(predictor, args.durations)
-    except (OSError, ValueError, ImportError) as exc:
-        _err(f"cannot load the model: {exc}" if "durations" not in str(exc) else str(exc))
-        return 2
-    for path, wanted in tqdm(todo, desc="files", unit="file", disable=args.quiet or len(todo) == 1):
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                result = transcribe(path, predictor, onset_threshold=args.onset_threshold,
-                                    frame_threshold=args.frame_threshold, offset_threshold=args.offset_threshold,
-                                    progress=not args.quiet, keep_rolls=args.plot, cleanup=cleanup_from_args(args),
-                                    tempo_map=not args.constant_tempo, durations=args.durations)
-                write_outputs(result, wanted, title=path.name)
-            for w in caught:
-                _err(f"warning: {w.message}")
-            if not args.quiet:
-                print(f"{path} -> {wanted['midi']}: {len(result.notes)} notes, {result.tempo:.0f} BPM, {result.key}")
-        except (OSError, ValueError, ImportError) as exc:  # AudioError is a ValueError
-            failures += 1
-            _err(_about(path, exc))
-    return 1 if failures else 0
+            predictor = load_predictor(model_path)
+            check_durations(predictor, args.durations)
+        except (OSError, ValueError, ImportError) as exc:
+            _err(f"cannot load the model: {exc}" if "durations" not in str(exc) else str(exc))
+            return 2
+        remember_predictor(predictor, digest)  # the local engine transcribes with this one
+    sources = {key: (path, wanted["midi"]) for path, key, wanted in todo}
+
+    def report(outcome) -> None:
+        path, midi = sources[outcome.item.key]
+        if outcome.status == "failed":
+            _err(_about(path, outcome.reason))
+            return
+        for w in outcome.result.get("warnings", []) if outcome.status == "done" else ():
+            _err(f"warning: {w}")
+        if args.quiet:
+            return
+        if outcome.status == "skipped":
+            print(f"{path} -> {midi}: up to date (same audio, model and options)")
+        else:
+            r = outcome.result
+            print(f"{path} -> {midi}: {r['notes']} notes, {r['tempo']:.0f} BPM, {r['key']}")
+
+    many = not args.quiet and len(todo) > 1
+    result = run_job(job, engine, progress=many, on_outcome=report, failures=failed)
+    return 1 if result.failed else 0
 
 
 def run_demo(argv) -> int:
@@ -350,16 +365,17 @@ def run_prepare(argv) -> int:
                                 description="Prepare a MAESTRO-layout folder into shards (resumable).")
     p.add_argument("maestro_dir")
     p.add_argument("out_dir")
-    p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="first N pieces per split")
+    add_engine_arguments(p, local_workers=2)
     a = p.parse_args(argv)
     from .training.maestro import prepare_dataset
 
     import warnings
 
+    engine = engine_from_args(a, local_workers=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the failures are listed below
-        manifest = prepare_dataset(a.maestro_dir, a.out_dir, workers=a.workers, limit=a.limit)
+        manifest = prepare_dataset(a.maestro_dir, a.out_dir, limit=a.limit, engine=engine)
     for split, entries in manifest["splits"].items():
         print(f"{split}: {len(entries)} pieces, {sum(e['segments'] for e in entries.values())} segments")
     for failure in manifest.get("failed", []):
@@ -432,8 +448,7 @@ def run_export_tflite(argv) -> int:
 def run_corpus(argv) -> int:
     from .corpus.builder import main as corpus_main
 
-    corpus_main(argv, prog="piano-transcribe corpus")
-    return 0
+    return corpus_main(argv, prog="piano-transcribe corpus")
 
 
 def run_train(argv) -> int:

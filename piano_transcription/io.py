@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -17,11 +18,17 @@ class DownloadError(RuntimeError):
     """A download failed (usually: no internet connection)."""
 
 
+def _temporary_affixes(path: Path) -> tuple[str, str]:
+    """Prefix and suffix of the temporary files that :func:`atomic_paths` makes for ``path``."""
+    return f".{path.name}.", ".tmp" + path.suffix
+
+
 def _temporary_beside(path: Path) -> Path:
     """An empty temporary file beside ``path`` (its folder created); OSError names ``path``, not the temporary."""
+    prefix, suffix = _temporary_affixes(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     except OSError as exc:
         raise type(exc)(f"cannot write {path}: {exc.strerror or exc}") from exc
     os.close(fd)
@@ -39,7 +46,8 @@ def _publish(tmp: Path, path: Path) -> None:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``.
 
-    Readers never see a half-written file; on error the temporary file is removed.
+    Readers never see a half-written file; on error the temporary file is removed (a process killed meanwhile
+    leaves it: :func:`temporary_siblings` finds it).
     """
     with atomic_paths([path]) as (tmp,):
         yield tmp
@@ -70,6 +78,14 @@ def atomic_paths(paths: list[str | os.PathLike]) -> Iterator[list[Path]]:
         for tmp in temps:
             if tmp.exists():
                 tmp.unlink()
+
+
+def temporary_siblings(path: str | os.PathLike) -> list[Path]:
+    """Temporary files that :func:`atomic_paths` made for ``path`` and that are still there (a writer in progress,
+    or one that was killed)."""
+    path = Path(path)
+    prefix, suffix = _temporary_affixes(path)
+    return [Path(p) for p in glob.glob(glob.escape(str(path.parent / prefix)) + "*" + glob.escape(suffix))]
 
 
 def write_json(path: str | os.PathLike, data) -> None:

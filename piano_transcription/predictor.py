@@ -193,6 +193,11 @@ def tensorflow_available() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
 
 
+def default_model_path() -> Path:
+    """The shipped model this install runs: Keras on a full install, its TFLite export on the light one."""
+    return DEFAULT_MODEL if tensorflow_available() else DEFAULT_TFLITE
+
+
 def check_model_path(model: str | os.PathLike, kind: str | None = None) -> Path:
     """The path of a model file that exists and can be read, ``.keras`` or ``.tflite`` (``kind``: only that
     suffix), else OSError / ValueError with the true reason; cheap (no TensorFlow), so callers check first."""
@@ -224,7 +229,7 @@ def load_predictor(model=None, thresholds: dict | None = None) -> Predictor:
             model.thresholds.update({k: check_threshold(v, k) for k, v in thresholds.items() if v is not None})
         return model
     if model is None:
-        model = DEFAULT_MODEL if tensorflow_available() else DEFAULT_TFLITE
+        model = default_model_path()
     if isinstance(model, bytes):
         model = os.fsdecode(model)
     if isinstance(model, (str, os.PathLike)):

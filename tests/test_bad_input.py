@@ -47,6 +47,11 @@ def clip(tmp_path_factory):
     return path
 
 
+def outputs(folder) -> list[str]:
+    """The files in an output folder, less the run's hidden records (``.transcribe.done.jsonl`` and failures)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
 def run_python(code: str, cwd=None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # the package's own default
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=cwd,
@@ -138,7 +143,7 @@ def test_a_symlink_loop_and_names_differing_in_case_are_per_input_outcomes(clip,
     err = capsys.readouterr().err
     assert code == 1
     assert "self.wav: a symbolic link loop" in err and len(err.strip().splitlines()) == 1
-    assert sorted(p.name for p in out.iterdir()) == ["take.WAV-2.mid", "take.wav.mid"]
+    assert outputs(out) == ["take.WAV-2.mid", "take.wav.mid"]
 
 
 def test_unsupported_files_and_empty_folders_are_named(tmp_path, clip, capsys):
@@ -167,9 +172,9 @@ def test_every_requested_output_or_none(clip, tmp_path, capsys, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert main([str(quiet), *args]) == 1
-    assert "no score" in capsys.readouterr().err and not list(out.iterdir())
+    assert "no score" in capsys.readouterr().err and not outputs(out)
     assert main([str(quiet), "--tflite", str(DEFAULT_TFLITE), "-q", "-o", str(out)]) == 0  # a re-run works
-    assert [p.name for p in out.iterdir()] == ["quiet.mid"]
+    assert outputs(out) == ["quiet.mid"]
     # --overwrite: a failing run leaves the previous run's complete set as it was
     assert main([str(clip), *args]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
