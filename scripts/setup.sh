@@ -18,7 +18,7 @@ apt_install() {
     --no-install-recommends "${missing[@]}" >/dev/null
 }
 if command -v apt-get >/dev/null; then
-  apt_install libfluidsynth3 ${EXTRA_APT_PACKAGES:-}
+  apt_install libfluidsynth3 fluid-soundfont-gm ${EXTRA_APT_PACKAGES:-}
 fi
 
 PY=${PYTHON:-python3}
