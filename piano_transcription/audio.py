@@ -213,6 +213,8 @@ NOISE_FLATNESS = 0.3  # spectral flatness (50 Hz - 8 kHz) above which the audio 
 # real_dev at most 0.002, the demo under white noise 0.13 at 10 dB SNR and 0.57 at 0 dB, white noise 1.0
 FLATNESS_SEGMENT = 2048  # samples per spectrum of the flatness estimate
 FLATNESS_STRIDE = 8  # one segment in this many is analysed (the estimate costs ~1 % of the decode)
+KEEP_SECONDS = 600.0  # audio up to this long keeps its 16 kHz mono samples from the first pass (38 MB for 10
+# minutes), so that it is decoded and resampled once, not twice; longer audio streams in both passes
 DAMAGED_STEP_SECONDS = 0.5  # a block that fails to decode is read again in steps this long, up to the damage
 MIN_SECONDS = HOP_LENGTH / SAMPLE_RATE  # shorter audio than one frame hop holds nothing to transcribe
 
@@ -314,6 +316,7 @@ class AudioSource:
         # the peak after resampling (Magenta normalises the 16 kHz samples), found in this pass, not in another
         stream = soxr.ResampleStream(self.sr, self.target_sr, 1, dtype="float32") if self.sr != self.target_sr else None
         resampled_peak = 0.0
+        kept, limit = [], KEEP_SECONDS * self.target_sr  # the 16 kHz mono samples, while the audio is short
         for block in self._raw_blocks():
             if not np.all(np.isfinite(block)):
                 raise AudioError(f"{self.source}: the audio holds NaN or infinite samples")
@@ -325,12 +328,14 @@ class AudioSource:
             channel_energy += float(np.sum(block.astype(np.float64) ** 2)) / block.shape[1]
             block_power = _block_power(mono, self.sr)
             power = power + block_power if len(block_power) else power
+            out = stream.resample_chunk(np.ascontiguousarray(mono)) if stream is not None else mono
             if stream is not None:
-                out = stream.resample_chunk(np.ascontiguousarray(mono))
                 resampled_peak = max(resampled_peak, float(np.max(np.abs(out))) if len(out) else 0.0)
+            kept = None if kept is None or n * self.target_sr / self.sr > limit else kept + [out]
         if stream is not None:
             out = stream.resample_chunk(np.zeros(0, np.float32), last=True)
             resampled_peak = max(resampled_peak, float(np.max(np.abs(out))) if len(out) else 0.0)
+            kept = None if kept is None else kept + [out]
         if n == 0:
             raise AudioError(f"{self.source}: the audio is empty (0 samples)")
         if n / self.sr < MIN_SECONDS:
@@ -344,12 +349,14 @@ class AudioSource:
             warnings.warn(f"{self.source}: the channels cancel in the mono mix (one has inverted polarity?); "
                           "transcribing the first channel alone", AudioWarning, stacklevel=3)
             self.channel = 0
+            kept = None  # the mix is not what will be transcribed
             peak = max(float(np.max(np.abs(block[:, 0]))) for block in self._raw_blocks())
         if peak > 0 and np.ndim(power) and spectral_flatness(power) > NOISE_FLATNESS:
             warnings.warn(f"{self.source}: the audio is mostly broadband noise, not piano (spectral flatness "
                           f"{spectral_flatness(power):.2f}); expect false notes", AudioWarning, stacklevel=3)
         self.n_in = n
         self.n_samples = int(round(n * self.target_sr / self.sr))
+        self._kept = kept
         self.peak = 1.0
         if peak > 0 and self.sr != self.target_sr:  # the peak after resampling, as Magenta normalises
             peak = resampled_peak if self.channel is None else max(float(np.max(np.abs(b))) for b in self.blocks())
@@ -393,7 +400,9 @@ class AudioSource:
         stream = soxr.ResampleStream(self.sr, self.target_sr, 1, dtype="float32") if self.sr != self.target_sr else None
         scale = 1.0 / self.peak if self.peak > 0 else 1.0
         emitted = 0
-        raw = self._raw_blocks()
+        kept = getattr(self, "_kept", None)
+        raw = iter([b[:, None] for b in kept]) if kept is not None else self._raw_blocks()
+        stream = None if kept is not None else stream  # kept samples are mono at the target rate already
         while emitted < self.n_samples:
             block = next(raw, None)
             if block is None:
