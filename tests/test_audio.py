@@ -116,3 +116,12 @@ def test_short_audio_is_decoded_once_and_gives_the_streamed_samples(monkeypatch,
     monkeypatch.setattr(audio, "KEEP_SECONDS", 0.0)
     streamed = audio.AudioSource(tmp_path / "x.wav").read()
     assert len(reads) == 3 and np.array_equal(kept, streamed)
+
+
+def test_mix_down_is_numpys_mean_bit_for_bit():
+    from piano_transcription.audio import mix_down
+
+    rng = np.random.default_rng(0)
+    for channels in range(1, 10):
+        block = rng.normal(0, 0.3, (5000, channels)).astype(np.float32)
+        assert np.array_equal(mix_down(block), block.mean(axis=1)), channels
