@@ -49,6 +49,9 @@ def transcription_plan(files, outdir, model):
     return transcription_job(plan, outdir, model, model_digest(model), options)
 
 
+MODEL_THREADS: int | None = None  # --model-threads
+
+
 def kill_one_busy_worker(address: str, done: threading.Event, killed: dict) -> None:
     """Kill (SIGKILL) the first worker process seen running an item."""
     import distributed
@@ -91,7 +94,7 @@ def run_engine(name: str, make_job, engine_name: str, workers: int = 1, kill: bo
 
     import distributed
 
-    threads = max(1, len(os.sched_getaffinity(0)) // workers)
+    threads = MODEL_THREADS or max(1, len(os.sched_getaffinity(0)) // workers)
     t0 = time.perf_counter()
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None, silence_logs=logging.CRITICAL) as cluster, \
@@ -138,7 +141,12 @@ def main() -> None:
     p.add_argument("--model", default=str(ROOT / "piano_transcription" / "models" / "default.tflite"))
     p.add_argument("--kill", action="store_true", help="also a 2-worker run with one worker killed mid-item")
     p.add_argument("--repeat", type=int, default=1, help="runs of each kind (the fastest is kept)")
+    p.add_argument("--model-threads", type=int, default=None,
+                   help="model threads per Dask worker (default: cores / workers, so 1 and 2 workers both use every "
+                        "core; 1: each worker as on a one-core node, which shows how the engine scales)")
     a = p.parse_args()
+    global MODEL_THREADS
+    MODEL_THREADS = a.model_threads
     import soundfile as sf
 
     from piano_transcription.assets import DEMO_AUDIO
