@@ -26,7 +26,7 @@ from .constants import DEFAULT_DURATIONS, DURATIONS, SEGMENT_FRAMES
 from .engine import add_engine_arguments, engine_from_args
 
 SUBCOMMANDS = ("demo", "prepare", "build-synthetic", "corpus", "train", "tune-thresholds", "magenta-to-keras",
-               "export-tflite")
+               "export-tflite", "live")
 
 
 def _err(msg: str) -> None:
@@ -458,9 +458,15 @@ def run_train(argv) -> int:
     return 0
 
 
+def run_live(argv) -> int:
+    from .live.cli import run_live as live_main
+
+    return live_main(argv)
+
+
 HANDLERS = {"demo": run_demo, "prepare": run_prepare, "build-synthetic": run_build_synthetic, "corpus": run_corpus,
             "train": run_train, "tune-thresholds": run_tune, "magenta-to-keras": run_magenta,
-            "export-tflite": run_export_tflite}
+            "export-tflite": run_export_tflite, "live": run_live}
 
 
 def main(argv=None) -> int:

@@ -89,7 +89,9 @@ class StreamingDecoder:
     previous frame's onset.  ``feed`` returns the notes finished so far; ``finish`` the rest.  The
     notes equal ``decode_notes`` on the whole rolls (tested), with or without ``offset_threshold`` (the offset
     head also ends notes).  With ``key_threshold`` the notes end at their key's release instead (``feed`` then
-    needs ``keys_probs``; equal to :func:`key_release_ends`)."""
+    needs ``keys_probs``; equal to :func:`key_release_ends`).  After each ``feed``, ``begun`` holds the notes
+    that began in its frames, ``[k, 3]`` (start s, MIDI pitch, MIDI velocity), for callers that announce a note
+    at its onset (live transcription)."""
 
     def __init__(self, onset_threshold=DEFAULT_ONSET_THRESHOLD, frame_threshold=DEFAULT_FRAME_THRESHOLD,
                  fps: float = FRAMES_PER_SECOND, key_threshold: float | None = None, offset_threshold=None):
@@ -102,6 +104,7 @@ class StreamingDecoder:
         self.velocity = np.zeros(N_KEYS)
         self.prev_onset = np.zeros(N_KEYS, bool)
         self.frame = 0  # index of the next frame fed
+        self.begun = np.zeros((0, 3))  # notes begun in the last feed: start s, MIDI pitch, MIDI velocity
 
     def _emit(self, keys: np.ndarray, end: int, rows: list) -> None:
         for k in keys:
@@ -123,6 +126,7 @@ class StreamingDecoder:
             active &= ~(offset_probs >= self.offset_t) | onsets
         velocity = np.zeros_like(frame_probs) if velocity is None else velocity
         rows: list = []
+        begun: list = []
         for i in range(len(frame_probs)):
             t = self.frame + i
             on, act = onsets[i], active[i]
@@ -138,7 +142,10 @@ class StreamingDecoder:
             self.velocity[begin] = velocity[i][begin]
             self.sounding |= begin
             self.prev_onset = on
+            begun.extend((t / self.fps, k + MIN_MIDI_PITCH, velocity_to_midi(self.velocity[k]))
+                         for k in np.flatnonzero(begin))
         self.frame += len(frame_probs)
+        self.begun = np.asarray(begun, dtype=np.float64).reshape(-1, 3)
         return _sorted_notes(rows)
 
     def finish(self) -> np.ndarray:

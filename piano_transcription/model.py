@@ -11,6 +11,9 @@ Four stacks read the log-mel input ``mel`` ``[batch, frames, 229]``:
   ``[onset probs, activation probs, offset probs]`` (gradients stopped into the onset and offset
   stacks, as in Magenta), bidirectional LSTM, dense 88 + sigmoid.
 
+With ``ModelConfig.causal`` every bidirectional LSTM becomes a forward LSTM of twice the units (the live
+low-latency model: a frame's output depends on the audio up to 3 frames after it, the convolutions' reach).
+
 Outputs ``onset``, ``offset``, ``frame`` (probabilities) and ``velocity`` (raw), each
 ``[batch, frames, 88]``.  With ``ModelConfig.pedal`` a fifth output ``pedal`` ``[batch, frames, 3]``
 gives the sustain pedal's probabilities (down, goes down, comes up; Kong et al. 2021 predict the same
@@ -52,6 +55,7 @@ class ModelConfig:
     dropout: float = 0.0
     pedal: bool = False
     keys: bool = False
+    causal: bool = False  # forward-only LSTMs of 2 x lstm units (the width of a bidirectional one): live, low latency
 
 
 CONFIGS = {
@@ -67,8 +71,12 @@ CONFIGS = {
     # LSTMs 128 per direction, dropout 0.2 after the pools and the dense layer (a few hours of packed data, many
     # passes over it).
     "medium_keys": ModelConfig((24, 24, 48), 384, 128, dropout=0.2, pedal=True, keys=True),
+    # small's sizes, its recurrent layers looking only backwards (plus the convs' 3 frames ahead): the live
+    # low-latency model (piano-transcribe live --mode causal), fine-tuned from the shipped model.
+    "small_causal": ModelConfig((16, 16, 32), 256, 64, causal=True),
     # For tests only.
     "tiny": ModelConfig((4, 4, 8), 32, 8),
+    "tiny_causal": ModelConfig((4, 4, 8), 32, 8, causal=True),
     "tiny_pedal": ModelConfig((4, 4, 8), 32, 8, pedal=True),
     "tiny_keys": ModelConfig((4, 4, 8), 32, 8, pedal=True, keys=True),
 }
@@ -152,6 +160,26 @@ def bilstm(x, units: int, name: str):
     return layers.Bidirectional(layers.LSTM(units, return_sequences=True), name=name)(x)
 
 
+def forward_lstm(x, units: int, name: str):
+    """A forward-only LSTM (cuDNN-compatible arguments): each frame's output depends on the frames up to it."""
+    return _keras().layers.LSTM(units, return_sequences=True, name=name)(x)
+
+
+def recurrent(x, cfg: ModelConfig, name: str):
+    """The recurrent layer of a stack: a bidirectional LSTM of ``cfg.lstm`` units per direction, or with
+    ``cfg.causal`` a forward LSTM of ``2 * cfg.lstm`` units (the same output width)."""
+    return forward_lstm(x, 2 * cfg.lstm, name) if cfg.causal else bilstm(x, cfg.lstm, name)
+
+
+def is_causal(model) -> bool:
+    """Whether a Keras model's recurrent layers look only backwards (a ``small_causal``-style model)."""
+    try:
+        layer = model.get_layer("onsets_lstm")
+    except ValueError:
+        return False
+    return type(layer).__name__ == "LSTM"
+
+
 def head_logits(x, prefix: str, units: int = N_KEYS):
     """The dense ``units`` logits layer ``{prefix}_logits`` (float32) of a sigmoid head."""
     layers = _keras().layers
@@ -175,7 +203,7 @@ def key_head(combined, frame_logits, pedal, cfg: ModelConfig):
     x = combined if pedal is None else layers.Concatenate(axis=-1, name="keys_concat")(
         [combined, stop(name="stop_keys_pedal_gradient")(pedal)])
     delta = layers.Dense(N_KEYS, kernel_initializer="zeros", name="keys_delta", dtype="float32")(
-        bilstm(x, cfg.lstm, "keys_lstm"))
+        recurrent(x, cfg, "keys_lstm"))
     logits = layers.Add(name="keys_logits", dtype="float32")([stop(name="stop_keys_frame_gradient")(frame_logits),
                                                               delta])
     return layers.Activation("sigmoid", name=KEYS_OUTPUT, dtype="float32")(logits)
@@ -189,8 +217,8 @@ def build_model(config="small", name: str = "onsets_and_frames"):
     mel = keras.Input(shape=(None, N_MELS), name="mel")
     x = layers.Reshape((-1, N_MELS, 1), name="add_channel")(mel)
 
-    onset = sigmoid_head(bilstm(acoustic_stack(x, "onsets", cfg), cfg.lstm, "onsets_lstm"), "onsets", "onset")
-    offset = sigmoid_head(bilstm(acoustic_stack(x, "offsets", cfg), cfg.lstm, "offsets_lstm"), "offsets", "offset")
+    onset = sigmoid_head(recurrent(acoustic_stack(x, "onsets", cfg), cfg, "onsets_lstm"), "onsets", "onset")
+    offset = sigmoid_head(recurrent(acoustic_stack(x, "offsets", cfg), cfg, "offsets_lstm"), "offsets", "offset")
     velocity = layers.Dense(N_KEYS, kernel_initializer=_initializer(), name="velocity",
                             dtype="float32")(acoustic_stack(x, "velocity", cfg))
     frame_features = acoustic_stack(x, "frame", cfg)
@@ -199,11 +227,11 @@ def build_model(config="small", name: str = "onsets_and_frames"):
     stop = _stop_gradient_class()
     combined = layers.Concatenate(axis=-1, name="frame_concat")(
         [stop(name="stop_onset_gradient")(onset), activation, stop(name="stop_offset_gradient")(offset)])
-    frame_logits = head_logits(bilstm(combined, cfg.lstm, "frame_lstm"), "frame")
+    frame_logits = head_logits(recurrent(combined, cfg, "frame_lstm"), "frame")
     frame = layers.Activation("sigmoid", name="frame", dtype="float32")(frame_logits)
     outputs = {"onset": onset, "offset": offset, "frame": frame, "velocity": velocity}
     if cfg.pedal:
-        outputs[PEDAL_OUTPUT] = sigmoid_head(bilstm(frame_features, cfg.lstm, "pedal_lstm"), "pedal", PEDAL_OUTPUT,
+        outputs[PEDAL_OUTPUT] = sigmoid_head(recurrent(frame_features, cfg, "pedal_lstm"), "pedal", PEDAL_OUTPUT,
                                              len(PEDAL_CHANNELS))
     if cfg.keys:
         outputs[KEYS_OUTPUT] = key_head(combined, frame_logits, outputs.get(PEDAL_OUTPUT), cfg)

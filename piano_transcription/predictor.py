@@ -109,6 +109,18 @@ class Predictor:
         """Whole probability rolls of a recording."""
         return collect(self.stream(source, progress))
 
+    @property
+    def fixed_window(self) -> int | None:
+        """Frames of the only window :meth:`predict_window` accepts, or None where any number of frames goes."""
+        return None
+
+    def predict_window(self, samples: np.ndarray) -> dict[str, np.ndarray]:
+        """Probability rolls ``{onset, offset, frame, velocity[, pedal][, keys]}`` ``[frames, ...]`` of one window
+        of 16 kHz samples read uncentred (``(frames - 1) * 512 + 2048`` samples give ``frames`` frames, the dB
+        floor set in the window), as :func:`~piano_transcription.inference.sample_windows` cuts them: the live
+        path's windows."""
+        raise NotImplementedError
+
     def resolve(self, onset_threshold=None, frame_threshold=None) -> tuple:
         """``(onset, frame)`` thresholds: the given ones where not None, else the model's own."""
         onset = check_threshold(onset_threshold, "onset") if onset_threshold is not None else self.thresholds["onset"]
@@ -163,6 +175,13 @@ class KerasPredictor(Predictor):
                               frames_for_samples(source.n_samples), self.window, batch_size=self.batch_size,
                               progress=progress)
 
+    def predict_window(self, samples: np.ndarray) -> dict[str, np.ndarray]:
+        from .audio import log_mel
+        from .inference import keras_predictor
+
+        out = keras_predictor(self.model)(log_mel(samples, center=False)[None])  # traced once per window length
+        return {k: v[0] for k, v in out.items()}
+
 
 class TFLitePredictor(Predictor):
     """A raw-audio TFLite model: ours (20 s windows, read as the Keras model reads them) or Magenta's
@@ -186,6 +205,18 @@ class TFLitePredictor(Predictor):
 
     def stream(self, source: AudioSource, progress: bool = False):
         return self.lite.stream(source.blocks(), source.n_samples, progress)
+
+    @property
+    def fixed_window(self) -> int:
+        return self.lite.frames
+
+    def predict_window(self, samples: np.ndarray) -> dict[str, np.ndarray]:
+        from .tflite import window_samples
+
+        if len(samples) != window_samples(self.lite.frames):
+            raise ValueError(f"{self.path}: a window of this TFLite model is {window_samples(self.lite.frames)} "
+                             f"samples ({self.lite.frames} frames), got {len(samples)}")
+        return self.lite.rolls(self.lite.run_window(samples))
 
 
 def tensorflow_available() -> bool:

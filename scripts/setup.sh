@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent set-up: Debian packages (FluidSynth), a virtual environment in .venv, the Python
+# Idempotent set-up: Debian packages (FluidSynth; PortAudio for live input), a virtual environment in .venv, the Python
 # packages of requirements.txt and this project (editable).  Re-running only installs what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ apt_install() {
     --no-install-recommends "${missing[@]}" >/dev/null
 }
 if command -v apt-get >/dev/null; then
-  apt_install libfluidsynth3 fluid-soundfont-gm ${EXTRA_APT_PACKAGES:-}
+  apt_install libfluidsynth3 fluid-soundfont-gm libportaudio2 ${EXTRA_APT_PACKAGES:-}
 fi
 
 PY=${PYTHON:-python3}

@@ -22,7 +22,8 @@ def wheel(built_once):
 def test_wheel_carries_models_and_demo(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for f in ("models/default.keras", "models/default.tflite", "models/default.fp16.tflite",
-              "models/default.thresholds.json", "demo/demo.flac", "demo/demo.mid"):
+              "models/default.thresholds.json", "models/default.live.tflite", "models/default.live.thresholds.json",
+              "demo/demo.flac", "demo/demo.mid"):
         assert f"piano_transcription/{f}" in names
 
 
@@ -59,3 +60,11 @@ def test_light_install_transcribes_the_demo_from_anywhere(wheel, tmp_path):
                          text=True, cwd=work)
     assert one.returncode == 0, one.stderr[-2000:]
     assert (work / "midi" / "demo.mid").exists()
+    # live transcription of a file needs neither sounddevice nor mido: the live TFLite export, lookahead mode
+    live = subprocess.run([str(venv / "bin" / "piano-transcribe"), "live", "--input", site_demo, "--seconds", "4", "-q",
+                           "-o", "take.mid"], capture_output=True, text=True, cwd=work)
+    assert live.returncode == 0, live.stderr[-2000:]
+    assert "default.live.tflite" in live.stderr and (work / "take.mid").exists()
+    no_device = subprocess.run([str(venv / "bin" / "piano-transcribe"), "live"], capture_output=True, text=True,
+                               cwd=work)
+    assert no_device.returncode == 2 and no_device.stderr.strip().startswith("piano-transcribe: live input needs")

@@ -77,7 +77,7 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
           save_every: int = 100, learning_rate: float = LEARNING_RATE, seed: int = 0, mixed_precision: bool = False,
           validation_steps: int | None = None, init_model=None, verbose: int = 1, stop_after: int | None = None,
           keep_every: int | None = None, crop_seconds: float | None = None, cosine_decay: bool = False,
-          trainable: list[str] | None = None):
+          trainable: list[str] | None = None, threads: int | None = None):
     """Train (or resume) a model on a prepared data set; return ``(model, history dict)``.
 
     ``steps`` is the total number of optimizer steps: a resumed run continues from the step and
@@ -87,11 +87,19 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
     from (fine-tuning).  ``stop_after``: stop after that many steps of this call (to test resume).
     ``trainable``: train only the layers whose names start with one of these prefixes (e.g. ``["keys"]``: a new
     head on a model whose other heads stay exactly as they were; frozen batch norms stay in inference mode).
+    ``threads``: CPU threads TensorFlow may use (within and between ops; default: all), for a run in the background
+    of a shared machine.
     """
     from ..tf_env import distribution_strategy, quiet_tensorflow
 
     quiet_tensorflow()
     import keras
+
+    if threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
 
     from ..constants import FRAMES_PER_SECOND, SEGMENT_FRAMES
     from .dataset import make_dataset
@@ -207,6 +215,7 @@ def main(argv=None, prog: str = "python -m piano_transcription.training.train") 
                    help="train only the layers whose names start with these prefixes (e.g. keys: the key head alone)")
     p.add_argument("--keep-every", type=int, default=None, help="also keep RUN_DIR/snapshots/step_N.keras every N steps")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads TensorFlow may use (default: all)")
     p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs with tensor cores)")
     a = p.parse_args(argv)
     from ..model import with_heads
@@ -214,7 +223,8 @@ def main(argv=None, prog: str = "python -m piano_transcription.training.train") 
     config = with_heads(a.config, a.pedal, a.keys)
     train(a.prepared_dir, a.run_dir, config, a.steps, a.batch_size, a.steps_per_epoch, a.save_every,
           a.learning_rate, a.seed, a.mixed_precision, a.validation_steps, a.init_model, verbose=2,
-          keep_every=a.keep_every, crop_seconds=a.crop_seconds, cosine_decay=a.cosine_decay, trainable=a.trainable)
+          keep_every=a.keep_every, crop_seconds=a.crop_seconds, cosine_decay=a.cosine_decay, trainable=a.trainable,
+          threads=a.threads)
 
 
 if __name__ == "__main__":
