@@ -7,6 +7,7 @@ length or 50 ms; with velocity), frames on the 32 ms grid; the table shows the m
 This set judges models and settings; it is never trained on.
 
     .venv/bin/python benchmarks/real_dev.py [--model A.keras B.tflite ...] [--basic-pitch] [--per-piece] [--limit N]
+                                            [--diagnose]
 
 Every model runs through ``piano_transcription.transcribe`` (the product's own pipeline), with the
 thresholds shipped beside it and, where those are not all 0.5, also with 0.5 everywhere.
@@ -169,6 +170,9 @@ def main() -> None:
                    help="global threshold grid for the first model, with a 2-fold cross-validated choice")
     p.add_argument("--offsets", action="store_true",
                    help="where the first model's note ends go wrong, and ending notes with its offset head")
+    p.add_argument("--diagnose", action="store_true",
+                   help="where each system's errors come from: recall by velocity band and register, false notes "
+                        "by kind, frame errors, length ratios (piano_transcription.training.diagnostics)")
     p.add_argument("--cleanup", action="store_true",
                    help="also score the first model's notes after each clean-up preset and a grid of settings")
     a = p.parse_args()
@@ -223,6 +227,11 @@ def main() -> None:
             n = n_frames[r.name]
             rows.append({"system": name, "piece": r.name, **score_notes(refs[r.name], est[r.name], n)})
     df = pd.DataFrame(rows)
+    if a.diagnose:
+        from piano_transcription.training.diagnostics import add_up, diagnose, format_diagnosis
+
+        for name, est in systems.items():
+            print(format_diagnosis(add_up([diagnose(refs[r.name], est[r.name]) for r in recordings]), name))
     if a.per_piece:
         print(df.pivot(index="piece", columns="system", values="note_f1").round(3).to_string())
     print(df.groupby("system", sort=False)[COLUMNS].mean().round(3).to_string())

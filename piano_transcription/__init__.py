@@ -2,11 +2,12 @@
 
 Heavy dependencies (TensorFlow) are imported lazily inside the modules that need them, so
 that the light TFLite install works without them.  Once this package is imported, a plain
-``keras.saving.load_model(path)`` reads the project's ``.keras`` files (see ``_keras_hook``).
+``keras.saving.load_model(path)`` reads the project's ``.keras`` files and TensorFlow loads without its native
+start-up lines on stderr (see ``_import_hooks``).
 """
 
-from . import _keras_hook
+from . import _import_hooks
 
 __version__ = "0.2.0"
 
-_keras_hook.install()
+_import_hooks.install()

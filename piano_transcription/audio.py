@@ -7,17 +7,18 @@ as Magenta does.  ``log_mel`` computes the network input ``[frames, 229]``.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
+import struct
 import warnings
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
-import scipy.signal
 import soundfile as sf
 
 from .constants import AMIN, FMAX, FMIN, HOP_LENGTH, MEL_HTK, N_FFT, N_MELS, SAMPLE_RATE, TOP_DB
+from .native_logs import filtered_stderr
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
 
@@ -63,17 +64,26 @@ CLIPPED_SHARE = 1e-3  # warn when more than this share of samples is clipped
 CANCEL_DB = 20.0  # warn when the mono mix is this much quieter than its channels
 
 
+MAX_CHANNELS = 64  # an array axis longer than this is samples, never channels
+
+
 def _as_frames(samples: np.ndarray, source: str) -> np.ndarray:
-    """``[n]``, ``[n, channels]`` or channels-first ``[channels, n]`` (up to 8 channels) as float32 ``[n, channels]``."""
+    """``[n]``, ``[n, channels]`` or channels-first ``[channels, n]`` as float32 ``[n, channels]``: of a 2-D array's
+    two axes the shorter one holds the channels; a square array, or one whose shorter axis is longer than
+    :data:`MAX_CHANNELS`, is refused (AudioError) because samples and channels cannot be told apart."""
     samples = np.asarray(samples)
+    how = "pass mono audio as [samples] or several channels as [samples, channels]"
     if samples.ndim == 1:
         samples = samples[:, None]
     elif samples.ndim == 2:
-        if samples.shape[0] <= 8 < samples.shape[1]:
+        if samples.shape[0] == samples.shape[1] > 1 or min(samples.shape) > MAX_CHANNELS:
+            raise AudioError(f"{source}: cannot tell samples from channels in an array of shape {samples.shape} "
+                             f"(at most {MAX_CHANNELS} channels, on the shorter axis); {how}")
+        if samples.shape[0] < samples.shape[1]:
             samples = samples.T  # channels first
     else:
         raise AudioError(f"{source}: expected mono, [samples, channels] or [channels, samples] audio, "
-                         f"got shape {samples.shape}")
+                         f"got shape {samples.shape}; {how}")
     if samples.size == 0:
         raise AudioError(f"{source}: the audio is empty (0 samples)")
     if np.issubdtype(samples.dtype, np.integer):
@@ -83,17 +93,163 @@ def _as_frames(samples: np.ndarray, source: str) -> np.ndarray:
     return samples.astype(np.float32, copy=False)
 
 
-def _wav_header_frames(path: Path) -> int:
-    """The frame count a PCM WAV header announces (libsndfile reports what the file holds), else 0."""
-    import wave
-
-    if path.suffix.lower() != ".wav":
-        return 0
+def sample_rate_hz(value, source: str = "audio") -> int:
+    """A sample rate (Hz) as a whole positive number: 44100 or 44100.0, never a silently truncated 44100.5."""
     try:
-        with wave.open(str(path)) as w:
-            return int(w.getnframes())
-    except (wave.Error, EOFError, OSError):
+        rate = float(value)
+    except (TypeError, ValueError):
+        raise AudioError(f"{source}: the sample rate must be a number of Hz, got {value!r}") from None
+    if not (np.isfinite(rate) and rate > 0 and rate == int(rate)):
+        raise AudioError(f"{source}: the sample rate must be a whole positive number of Hz, got {value!r}")
+    return int(rate)
+
+
+UNKNOWN_WAV_SIZES = (0, 0xFFFFFFFF)  # a data-chunk size a streaming recorder writes before it knows the length
+
+
+def wav_data_chunk(path: Path) -> tuple[int, int] | None:
+    """``(offset, size)`` in bytes of a RIFF WAV file's ``data`` chunk as its header announces it, else None
+    (not a RIFF WAV, or no data chunk header)."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return None
+            order = "<" if head[:4] == b"RIFF" else ">"
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], struct.unpack(order + "I", chunk[4:])[0]
+                if cid == b"data":
+                    return f.tell(), size
+                f.seek(size + (size & 1), 1)
+    except OSError:
+        return None
+
+
+def wav_unannounced_bytes(path: Path) -> int:
+    """Bytes of audio after the end a WAV header announces (a recorder that stopped before it rewrote the
+    header): the file's bytes past the data chunk, when they are not another chunk. 0 for an unknown (streamed)
+    length, a file that ends where announced, or a non-WAV."""
+    found = wav_data_chunk(path)
+    if found is None or found[1] in UNKNOWN_WAV_SIZES:
         return 0
+    offset, size = found
+    end = offset + size + (size & 1)
+    extra = path.stat().st_size - end
+    if extra <= 8:
+        return 0
+    with open(path, "rb") as f:
+        f.seek(end)
+        cid = f.read(4)
+    return 0 if cid.isascii() and cid.isalnum() or cid in (b"LIST", b"id3 ", b"ID3 ") else extra
+
+
+def wav_announced_frames(path: Path, channels: int) -> int:
+    """Frames a PCM WAV header announces (libsndfile reports what the file holds), else 0 (unknown or not WAV)."""
+    found = wav_data_chunk(path)
+    if found is None or found[1] in UNKNOWN_WAV_SIZES:
+        return 0
+    return found[1] // (channels * _wav_sample_bytes(path))
+
+
+def ogg_ends_cleanly(path: Path) -> bool:
+    """Whether an Ogg file's last page is complete and carries the end-of-stream flag (a truncated Ogg
+    Vorbis / Opus file decodes without error, just shorter); True for other formats."""
+    with open(path, "rb") as f:
+        if f.read(4) != b"OggS":
+            return True
+        size = path.stat().st_size
+        f.seek(max(0, size - 65536))
+        tail = f.read()
+    last = tail.rfind(b"OggS")
+    if last < 0 or len(tail) - last < 27:
+        return False
+    page = tail[last:]
+    segments = page[26]
+    if len(page) < 27 + segments:
+        return False
+    body = sum(page[27:27 + segments])
+    return bool(page[5] & 0x04) and len(page) >= 27 + segments + body
+
+
+def check_audio_file(path: str | os.PathLike) -> Path:
+    """The path of a file that exists, can be read and holds audio libsndfile can open, else AudioError with
+    the true reason (no such file, a symlink loop, a folder, permission denied, empty, not audio)."""
+    path = Path(os.fsdecode(path))
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except IsADirectoryError:
+        raise AudioError(f"{path}: is a folder, not an audio file") from None
+    except OSError as exc:
+        reason = {errno.ENOENT: "no such file", errno.ELOOP: "a symbolic link loop (the link points back at "
+                  "itself)"}.get(exc.errno, exc.strerror or str(exc))
+        raise AudioError(f"{path}: {reason}") from None
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: the file is empty (0 bytes)")
+    try:
+        with filtered_stderr(_decoder_note):
+            sf.info(str(path))
+    except Exception as exc:  # noqa: BLE001 - libsndfile raises several types for bad files
+        kind = "" if path.suffix.lower() in AUDIO_EXTENSIONS else \
+            f"; not an audio file? (supported: {', '.join(AUDIO_EXTENSIONS)})"
+        raise AudioError(f"{path}: cannot decode audio ({exc}){kind}") from exc
+    return path
+
+
+def _decoder_note(line: str) -> bool:
+    """mpg123's lines inside libsndfile (``Warning: Xing stream size ...``, ``[src/libmpg123/...] error: ...``):
+    dropped here; :class:`AudioSource` turns what they mean into one warning of its own."""
+    return "libmpg123" in line or line.startswith(("Warning: Xing", "Note: Illegal Audio-MPEG-Header",
+                                                  "Note: Trying to resync", "Note: Skipped"))
+
+
+NOISE_FLATNESS = 0.3  # spectral flatness (50 Hz - 8 kHz) above which the audio is mostly broadband noise:
+# piano recordings measured 0.0004 (the demo) to 0.013 (MAPS software pianos), the Disklavier room recordings of
+# real_dev at most 0.002, the demo under white noise 0.13 at 10 dB SNR and 0.57 at 0 dB, white noise 1.0
+FLATNESS_SEGMENT = 2048  # samples per spectrum of the flatness estimate
+FLATNESS_STRIDE = 8  # one segment in this many is analysed (the estimate costs ~1 % of the decode)
+KEEP_SECONDS = 600.0  # audio up to this long keeps its 16 kHz mono samples from the first pass (38 MB for 10
+# minutes), so that it is decoded and resampled once, not twice; longer audio streams in both passes
+DAMAGED_STEP_SECONDS = 0.5  # a block that fails to decode is read again in steps this long, up to the damage
+MIN_SECONDS = HOP_LENGTH / SAMPLE_RATE  # shorter audio than one frame hop holds nothing to transcribe
+
+
+def mix_down(block: np.ndarray) -> np.ndarray:
+    """Mono mix ``[n]`` of a ``[n, channels]`` float32 block: bit for bit ``block.mean(axis=1)``, which numpy
+    computes about 20x slower for a few channels (a strided reduction: a third of a second per 10 minutes of
+    stereo)."""
+    channels = block.shape[1]
+    if channels == 1:
+        return block[:, 0].copy()
+    if channels >= 8:  # numpy sums 8 or more elements pairwise: keep its own order
+        return block.mean(axis=1)
+    total = block[:, 0] + block[:, 1]
+    for c in range(2, channels):
+        total += block[:, c]
+    return total / np.float32(channels)
+
+
+def spectral_flatness(power: np.ndarray) -> float:
+    """Geometric over arithmetic mean of a power spectrum (1: white noise; piano: about 0.01 or less)."""
+    power = np.asarray(power, np.float64) + 1e-30
+    return float(np.exp(np.mean(np.log(power))) / np.mean(power))
+
+
+def _block_power(mono: np.ndarray, sr: int) -> np.ndarray:
+    """Summed power spectrum (50 Hz .. min(8 kHz, Nyquist)) of every ``FLATNESS_STRIDE``-th segment of a block."""
+    n = len(mono) // FLATNESS_SEGMENT
+    if n == 0:
+        return np.zeros(0)
+    segments = mono[: n * FLATNESS_SEGMENT].reshape(n, FLATNESS_SEGMENT)[::FLATNESS_STRIDE]
+    hz = np.fft.rfftfreq(FLATNESS_SEGMENT, 1.0 / sr)
+    band = (hz >= 50.0) & (hz <= min(8000.0, 0.45 * sr))
+    spectrum = np.fft.rfft(segments * np.hanning(FLATNESS_SEGMENT).astype(np.float32), axis=1)[:, band]
+    return (spectrum.real ** 2 + spectrum.imag ** 2).sum(axis=0)
 
 
 class AudioSource:
@@ -101,10 +257,12 @@ class AudioSource:
     peak-normalised float32 blocks, so that a recording of any length is never in memory at once.
 
     A first pass reads the audio once to check it and find its peak: :class:`AudioError` for a missing,
-    unreadable, empty or non-finite input; :class:`SilentAudioWarning` for silence; :class:`AudioWarning`
-    for clipped audio, for stereo whose channels cancel in the mono mix (then the first channel is used
-    instead), and for a file whose header promises more samples than it holds.  Resampling streams through
-    soxr.  ``n_samples`` is the length at ``target_sr``; :meth:`blocks` yields exactly that many samples.
+    unreadable, empty, too short or non-finite input; :class:`SilentAudioWarning` for silence;
+    :class:`AudioWarning` for clipped audio, for stereo whose channels cancel in the mono mix (then the first
+    channel is used instead), for audio that is mostly broadband noise, and for a file that is shorter or longer
+    than its header says (a truncated FLAC, MP3 or Ogg file: what decodes is transcribed; a WAV whose header
+    announces less than the file holds).  Resampling streams through soxr.  ``n_samples`` is the length at
+    ``target_sr``; :meth:`blocks` yields exactly that many samples.
     """
 
     def __init__(self, audio, sample_rate: int | None = None, source: str | None = None,
@@ -112,67 +270,93 @@ class AudioSource:
         self.target_sr = int(target_sr)
         self.path: Path | None = None
         self.array: np.ndarray | None = None
+        self.decode_stop: int | None = None  # frames after which the file stopped decoding (damaged / truncated)
+        self._xing = False  # mpg123 said the MP3's stream size differs from its header's
+        if isinstance(audio, bytes):
+            audio = os.fsdecode(audio)
         if isinstance(audio, (str, os.PathLike)):
-            self.path = Path(audio)
+            self.path = check_audio_file(audio)
             self.source = source or str(self.path)
-            self._check_file()
-            info = sf.info(str(self.path))
+            with filtered_stderr(self._decoder_line):
+                info = sf.info(str(self.path))
             self.sr, self.channels = int(info.samplerate), int(info.channels)
-            declared = max(int(info.frames), _wav_header_frames(self.path))
+            declared = wav_announced_frames(self.path, self.channels) or int(info.frames)
         else:
             self.source = source or "samples"
             if sample_rate is None:
                 raise AudioError(f"{self.source}: give the sample rate of an audio array (sample_rate=...)")
             self.array = _as_frames(audio, self.source)
-            self.sr, self.channels, declared = int(sample_rate), self.array.shape[1], len(self.array)
-        if not self.sr > 0:
-            raise AudioError(f"{self.source}: invalid sample rate {self.sr}")
+            self.sr, self.channels, declared = sample_rate_hz(sample_rate, self.source), self.array.shape[1], \
+                len(self.array)
         self.channel: int | None = None  # None: mix all channels; else use this one
         self._scan(declared)
 
-    def _check_file(self) -> None:
-        if not self.path.exists():
-            raise AudioError(f"{self.path}: no such file")
-        if self.path.is_dir():
-            raise AudioError(f"{self.path}: is a folder, not an audio file")
-        if self.path.stat().st_size == 0:
-            raise AudioError(f"{self.path}: the file is empty (0 bytes)")
-        try:
-            sf.info(str(self.path))
-        except Exception as exc:  # noqa: BLE001 - libsndfile raises several types for bad files
-            raise AudioError(f"{self.path}: cannot decode audio ({exc})") from exc
+    def _decoder_line(self, line: str) -> bool:
+        if "Xing stream size" in line:
+            self._xing = True
+        return _decoder_note(line)
 
     def _raw_blocks(self):
-        """``[n, channels]`` float32 blocks at the input's own rate."""
+        """``[n, channels]`` float32 blocks at the input's own rate; a file that stops decoding part-way (a
+        damaged or truncated file) ends there (``decode_stop``), one that cannot be decoded at all is an AudioError."""
         size = int(BLOCK_SECONDS * self.sr)
         if self.array is not None:
             for i in range(0, len(self.array), size):
                 yield self.array[i:i + size]
             return
-        try:
-            with sf.SoundFile(str(self.path)) as f:
-                for block in f.blocks(blocksize=size, dtype="float32", always_2d=True):
-                    yield block
-        except Exception as exc:  # noqa: BLE001 - corrupt data may show only while decoding
-            raise AudioError(f"{self.path}: cannot decode audio ({exc})") from exc
+        done = 0
+        for step in (size, int(DAMAGED_STEP_SECONDS * self.sr)):  # the second pass: what decodes of a damaged block
+            try:
+                with filtered_stderr(self._decoder_line):
+                    f = sf.SoundFile(str(self.path))
+                with f:
+                    f.seek(done)
+                    while True:
+                        with filtered_stderr(self._decoder_line):
+                            block = f.read(step, dtype="float32", always_2d=True)
+                        if len(block) == 0:
+                            return
+                        done += len(block)
+                        yield block
+            except Exception as exc:  # noqa: BLE001 - corrupt data may show only while decoding
+                error = exc
+        if done == 0:
+            raise AudioError(f"{self.path}: cannot decode audio ({error})") from error
+        self.decode_stop = done
 
     def _scan(self, declared: int) -> None:
-        n, peak, clipped, mix_energy, channel_energy = 0, 0.0, 0, 0.0, 0.0
+        import soxr
+
+        n, peak, clipped, mix_energy, channel_energy, power = 0, 0.0, 0, 0.0, 0.0, 0.0
+        # the peak after resampling (Magenta normalises the 16 kHz samples), found in this pass, not in another
+        stream = soxr.ResampleStream(self.sr, self.target_sr, 1, dtype="float32") if self.sr != self.target_sr else None
+        resampled_peak = 0.0
+        kept, limit = [], KEEP_SECONDS * self.target_sr  # the 16 kHz mono samples, while the audio is short
         for block in self._raw_blocks():
             if not np.all(np.isfinite(block)):
                 raise AudioError(f"{self.source}: the audio holds NaN or infinite samples")
             n += len(block)
-            mono = block.mean(axis=1)
+            mono = mix_down(block)
             peak = max(peak, float(np.max(np.abs(mono))) if len(mono) else 0.0)
             clipped += int(np.sum(np.abs(block) >= CLIP_LEVEL))
-            mix_energy += float(np.sum(mono.astype(np.float64) ** 2))
-            channel_energy += float(np.sum(block.astype(np.float64) ** 2)) / block.shape[1]
+            mix_energy += float(np.vdot(mono, mono))
+            channel_energy += float(np.vdot(block, block)) / block.shape[1]
+            block_power = _block_power(mono, self.sr)
+            power = power + block_power if len(block_power) else power
+            out = stream.resample_chunk(np.ascontiguousarray(mono)) if stream is not None else mono
+            if stream is not None:
+                resampled_peak = max(resampled_peak, float(np.max(np.abs(out))) if len(out) else 0.0)
+            kept = None if kept is None or n * self.target_sr / self.sr > limit else kept + [out]
+        if stream is not None:
+            out = stream.resample_chunk(np.zeros(0, np.float32), last=True)
+            resampled_peak = max(resampled_peak, float(np.max(np.abs(out))) if len(out) else 0.0)
+            kept = None if kept is None else kept + [out]
         if n == 0:
             raise AudioError(f"{self.source}: the audio is empty (0 samples)")
-        if self.path is not None and n < declared:
-            warnings.warn(f"{self.source}: the header announces {declared / self.sr:.1f} s but the file holds "
-                          f"{n / self.sr:.1f} s (truncated?); transcribing what is there", AudioWarning,
-                          stacklevel=3)
+        if n / self.sr < MIN_SECONDS:
+            raise AudioError(f"{self.source}: too short to transcribe ({n} samples, {1000 * n / self.sr:.2f} ms; "
+                             f"at least {1000 * MIN_SECONDS:.0f} ms)")
+        self._warn_about_length(n, declared)
         if clipped > CLIPPED_SHARE * n * self.channels:
             warnings.warn(f"{self.source}: {100 * clipped / (n * self.channels):.1f} % of the samples are clipped "
                           "at full scale; expect extra notes", AudioWarning, stacklevel=3)
@@ -180,15 +364,44 @@ class AudioSource:
             warnings.warn(f"{self.source}: the channels cancel in the mono mix (one has inverted polarity?); "
                           "transcribing the first channel alone", AudioWarning, stacklevel=3)
             self.channel = 0
+            kept = None  # the mix is not what will be transcribed
             peak = max(float(np.max(np.abs(block[:, 0]))) for block in self._raw_blocks())
+        if peak > 0 and np.ndim(power) and spectral_flatness(power) > NOISE_FLATNESS:
+            warnings.warn(f"{self.source}: the audio is mostly broadband noise, not piano (spectral flatness "
+                          f"{spectral_flatness(power):.2f}); expect false notes", AudioWarning, stacklevel=3)
         self.n_in = n
         self.n_samples = int(round(n * self.target_sr / self.sr))
+        self._kept = kept
         self.peak = 1.0
         if peak > 0 and self.sr != self.target_sr:  # the peak after resampling, as Magenta normalises
-            peak = max(float(np.max(np.abs(b))) for b in self.blocks())
+            peak = resampled_peak if self.channel is None else max(float(np.max(np.abs(b))) for b in self.blocks())
         self.peak = peak
         if peak == 0.0:
-            warnings.warn(f"{self.source}: the audio is completely silent", SilentAudioWarning, stacklevel=3)
+            warnings.warn(f"{self.source}: the audio is completely silent", SilentAudioWarning, stacklevel=4)
+
+    def _warn_about_length(self, n: int, declared: int) -> None:
+        """One warning when the file holds other than what its header announces (see the class docstring)."""
+        if self.path is None:
+            return
+        said = f"{self.source}: the header announces {declared / self.sr:.1f} s but"
+        if self.decode_stop is not None:
+            message = (f"{said} decoding stopped at {n / self.sr:.1f} s (a damaged or truncated file); "
+                       "transcribing what decoded")
+        elif n < declared:
+            message = f"{said} the file holds {n / self.sr:.1f} s (truncated?); transcribing what is there"
+        elif self._xing:
+            message = (f"{self.source}: the MP3 holds less than its header announces (truncated?); the missing "
+                       "end is transcribed as silence")
+        elif not ogg_ends_cleanly(self.path):
+            message = f"{self.source}: the Ogg stream has no proper end (truncated?); transcribing what is there"
+        else:
+            extra = wav_unannounced_bytes(self.path)
+            if not extra:
+                return
+            block = self.channels * _wav_sample_bytes(self.path)
+            message = (f"{said} the file holds about {(declared + extra // block) / self.sr:.1f} s of audio "
+                       f"(a header not updated when the recording ended?); only {n / self.sr:.1f} s transcribed")
+        warnings.warn(message, AudioWarning, stacklevel=4)
 
     @property
     def seconds(self) -> float:
@@ -202,7 +415,9 @@ class AudioSource:
         stream = soxr.ResampleStream(self.sr, self.target_sr, 1, dtype="float32") if self.sr != self.target_sr else None
         scale = 1.0 / self.peak if self.peak > 0 else 1.0
         emitted = 0
-        raw = self._raw_blocks()
+        kept = getattr(self, "_kept", None)
+        raw = iter([b[:, None] for b in kept]) if kept is not None else self._raw_blocks()
+        stream = None if kept is not None else stream  # kept samples are mono at the target rate already
         while emitted < self.n_samples:
             block = next(raw, None)
             if block is None:
@@ -212,7 +427,7 @@ class AudioSource:
                     out = np.zeros(self.n_samples - emitted, np.float32)
                 stream = None
             else:
-                mono = block[:, self.channel] if self.channel is not None else block.mean(axis=1)
+                mono = block[:, self.channel] if self.channel is not None else mix_down(block)
                 out = stream.resample_chunk(np.ascontiguousarray(mono)) if stream is not None else mono
             out = (np.asarray(out, np.float32) * scale)[: self.n_samples - emitted]
             emitted += len(out)
@@ -222,6 +437,13 @@ class AudioSource:
     def read(self) -> np.ndarray:
         """All samples at once (for short audio, plots and tests)."""
         return np.concatenate(list(self.blocks())) if self.n_samples else np.zeros(0, np.float32)
+
+
+def _wav_sample_bytes(path: Path) -> int:
+    """Bytes per sample of a PCM WAV (its subtype), 2 when unknown."""
+    subtype = sf.info(str(path)).subtype
+    return {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
+            "ULAW": 1, "ALAW": 1}.get(subtype, 2)
 
 
 def prepare_samples(samples: np.ndarray, sr: int, target_sr: int = SAMPLE_RATE,
@@ -269,7 +491,8 @@ def mel_filters() -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def _analysis() -> tuple[np.ndarray, np.ndarray]:
     """The periodic Hann window ``[N_FFT]`` and the mel filterbank, computed once per process."""
-    return scipy.signal.get_window("hann", N_FFT, fftbins=True).astype(np.float32), mel_filters()
+    periodic_hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(N_FFT) / N_FFT)  # scipy's get_window("hann")
+    return periodic_hann.astype(np.float32), mel_filters()
 
 
 def log_mel(samples: np.ndarray, center: bool = True) -> np.ndarray:
@@ -282,6 +505,8 @@ def log_mel(samples: np.ndarray, center: bool = True) -> np.ndarray:
     frame ``i`` is centred at ``i * 512 / 16000`` s (zeros beyond both ends) and there are
     ``1 + n // 512`` frames; with ``center=False`` frame ``i`` starts at sample ``512 i``.
     """
+    import scipy.fft  # here, not at the top: its import is a tenth of a second of every command's start
+
     window, filters = _analysis()
     samples = np.asarray(samples, dtype=np.float32)
     if center:

@@ -14,20 +14,26 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .assets import DEMO_AUDIO, DEMO_MIDI
 from .audio import AUDIO_EXTENSIONS
 from .cleanup import DEFAULT_PRESET, PRESETS, Cleanup
 from .constants import DEFAULT_DURATIONS, DURATIONS, SEGMENT_FRAMES
+from .engine import add_engine_arguments, engine_from_args
 
 SUBCOMMANDS = ("demo", "prepare", "build-synthetic", "corpus", "train", "tune-thresholds", "magenta-to-keras",
                "export-tflite", "live")
 
 
 def _err(msg: str) -> None:
-    print(f"piano-transcribe: {msg}", file=sys.stderr)
+    """One line of ours on stderr (above a progress bar, never run into it)."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"piano-transcribe: {msg}", file=sys.stderr)
 
 
 def _about(path, exc: BaseException) -> str:
@@ -55,29 +61,71 @@ def threshold_arg(text: str) -> float:
     return value
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files as given, folders expanded to the audio files inside them (recursively, sorted); each file once."""
-    out, seen = [], set()
-    for item in inputs:
-        p = Path(item)
-        found = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS) if p.is_dir() else [p]
-        for f in found:
-            key = f.resolve() if f.exists() else f
+@dataclass
+class Inputs:
+    """The inputs of a transcription run: ``files`` to transcribe (each once, in order), ``failures``
+    ``(input, reason)`` of inputs that cannot be transcribed, and ``notes``: one line per folder that held
+    files other than audio (skipped)."""
+
+    files: list[Path] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _identity(path: Path):
+    """What makes two paths the same file (the resolved path), else OSError / RuntimeError (a symlink loop)."""
+    return path.resolve(strict=True) if path.exists() else path.resolve()
+
+
+def gather_inputs(items: list[str]) -> Inputs:
+    """Files as given, folders expanded to the audio files inside them (recursively, sorted); each file once.
+    A folder without audio files and a file that cannot be the same as any other (a symlink loop) are
+    failures of their own; nothing here reads audio."""
+    found = Inputs()
+    seen: set = set()
+    for item in items:
+        p = Path(os.fsdecode(item))
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and not f.is_dir())
+            others = sorted(f.name for f in p.rglob("*") if f.is_file() and f.suffix.lower() not in AUDIO_EXTENSIONS)
+            if not files:
+                found.failures.append((item, f"{item}: no audio files in this folder (looked for "
+                                             f"{', '.join(AUDIO_EXTENSIONS)})"))
+                continue
+            if others:
+                shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+                found.notes.append(f"{item}: skipped {len(others)} file(s) that are not audio ({shown})")
+        else:
+            files = [p]
+        for f in files:
+            try:
+                key = _identity(f)
+            except (OSError, RuntimeError):  # Python 3.11: RuntimeError("Symlink loop ..."); later: OSError
+                found.failures.append((str(f), f"{f}: a symbolic link loop (the link points back at itself)"))
+                continue
             if key not in seen:
                 seen.add(key)
-                out.append(f)
-    return out
+                found.files.append(f)
+    return found
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """The files that :func:`gather_inputs` finds (each once, in order)."""
+    return gather_inputs(inputs).files
 
 
 def output_names(inputs: list[Path]) -> dict[Path, str]:
     """A distinct output base name per input: its stem (``take``), else stem and extension (``take.mp3``),
-    else folders in front until the names differ (``a-take.wav``), so that no result overwrites another."""
-    names = {}
+    else folders in front until the names differ (``a-take.wav``), else a number (``take.WAV-2``: names that
+    differ only in case, which a case-insensitive file system would make one), so that no result overwrites
+    another."""
+    names: dict[Path, str] = {}
+    clashing: list[Path] = []
     for depth in range(0, 64):
         for p in inputs:
             if p in names:
                 continue
-            parts = p.resolve().parts[:-1]
+            parts = p.absolute().parts[:-1]
             prefix = "-".join(parts[len(parts) - depth + 1:]) if depth > 1 else ""
             base = p.stem if depth == 0 else p.name
             names[p] = f"{prefix}-{base}" if prefix else base
@@ -85,11 +133,19 @@ def output_names(inputs: list[Path]) -> dict[Path, str]:
         for n in names.values():
             counts[n.lower()] = counts.get(n.lower(), 0) + 1
         clashing = [p for p, n in names.items() if counts[n.lower()] > 1]
-        if not clashing:
-            return names
+        if not clashing or depth > len(max((p.absolute().parts for p in clashing), key=len)):
+            break
         for p in clashing:
             del names[p]
-    raise ValueError("cannot give the inputs distinct output names")
+    taken = {n.lower() for p, n in names.items() if p not in clashing}
+    for p in clashing:  # folders did not help: number them in input order
+        base, k = p.name, 1
+        names[p] = base
+        while names[p].lower() in taken:
+            k += 1
+            names[p] = f"{base}-{k}"
+        taken.add(names[p].lower())
+    return names
 
 
 def transcription_parser() -> argparse.ArgumentParser:
@@ -105,11 +161,12 @@ def transcription_parser() -> argparse.ArgumentParser:
     p.add_argument("--tflite", default=None, help="a TFLite raw-audio model (ours or Magenta's "
                                                   "onsets_frames_wavinput.tflite); needs no TensorFlow")
     p.add_argument("--onset-threshold", type=threshold_arg, default=None,
-                   help="onset probability threshold, 0..1 (default: the model's own, else 0.5)")
+                   help="onset probability threshold, strictly between 0 and 1 (default: the model's own, else 0.5)")
     p.add_argument("--frame-threshold", type=threshold_arg, default=None,
-                   help="frame probability threshold, 0..1 (default: the model's own, else 0.5)")
+                   help="frame probability threshold, strictly between 0 and 1 (default: the model's own, else 0.5)")
     p.add_argument("--offset-threshold", type=threshold_arg, default=None,
-                   help="offset probability that also ends a note, 0..1 (default: the model's own, if it ships one)")
+                   help="offset probability that also ends a note, strictly between 0 and 1 (default: the model's own, "
+                        "if it ships one)")
     p.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
                    help="note clean-up: none, studio (clean recordings) or room (noisy or reverberant); "
                         "default %(default)s")
@@ -126,8 +183,10 @@ def transcription_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", action="store_true", help="also write a piano-roll picture NAME.png")
     p.add_argument("--musicxml", action="store_true",
                    help="also write a two-staff score NAME.musicxml (quantised to the tracked beats; needs music21)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files (and redo the inputs "
+                                                            "whose outputs are up to date)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_engine_arguments(p)
     return p
 
 
@@ -138,64 +197,122 @@ def cleanup_from_args(args) -> Cleanup:
                    base.merge_within if args.merge_within is None else args.merge_within)
 
 
-def run_transcription(args) -> int:
-    """Transcribe every input; a bad input is reported in one line and the others still run. Returns the exit status."""
-    import warnings
+def check_outdir(outdir: Path) -> None:
+    """OSError unless ``outdir`` is (or can be made) a folder this process can write into."""
+    import tempfile
 
-    from tqdm.auto import tqdm
+    if outdir.exists() and not outdir.is_dir():
+        raise NotADirectoryError(f"{outdir}: the output folder is a file")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=outdir):
+            pass
+    except OSError as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise type(exc)(f"cannot write into the output folder {outdir}: {reason}") from None
 
-    from .midi import write_midi
-    from .predictor import load_predictor
-    from .transcribe import check_durations, transcribe
+
+def check_transcription_options(args) -> None:
+    """ValueError / OSError / ImportError for options that cannot work, before anything is loaded."""
+    from .predictor import check_model_path
 
     if args.model and args.tflite:
-        _err("give either --model or --tflite, not both")
-        return 2
-    inputs = expand_inputs(args.inputs)
-    if not inputs:
-        _err("no audio files found in the given inputs")
-        return 1
-    outdir = Path(args.outdir)
+        raise ValueError("give either --model or --tflite, not both")
+    if args.tflite:
+        check_model_path(args.tflite, ".tflite")
+    elif args.model:
+        check_model_path(args.model)
+    needs = {"--plot": ("matplotlib", args.plot), "--musicxml": ("music21", args.musicxml)}
+    for option, (module, wanted) in needs.items():
+        if wanted and importlib.util.find_spec(module) is None:
+            raise ImportError(f"{option} needs {module}: pip install 'piano-transcription[full]'")
+
+
+def run_transcription(args) -> int:
+    """Transcribe every input; a bad input is reported in one line and the others still run. Options, inputs
+    and the output folder are checked before the model loads. Returns the exit status (0, 1: some inputs failed,
+    2: the options or the output folder cannot work)."""
+    from .audio import check_audio_file
+    from .batch import model_digest, remember_predictor, transcription_job, transcription_options
+    from .engine import EngineError, run_job, up_to_date
+    from .outputs import requested_outputs
+    from .predictor import default_model_path
+
     try:
-        predictor = load_predictor(args.tflite or args.model)
-    except (OSError, ValueError, ImportError) as exc:
-        _err(f"cannot load the model: {exc}")
-        return 2
-    try:
-        check_durations(predictor, args.durations)
-    except ValueError as exc:
+        check_transcription_options(args)
+        engine = engine_from_args(args)
+    except (OSError, ValueError, ImportError, EngineError) as exc:
         _err(str(exc))
         return 2
-    names = output_names(inputs)
-    failures = 0
-    for path in tqdm(inputs, desc="files", unit="file", disable=args.quiet or len(inputs) == 1):
-        out, png, xml = (outdir / (names[path] + ext) for ext in (".mid", ".png", ".musicxml"))
+    found = gather_inputs(args.inputs)
+    for note in found.notes:
+        _err(note)
+    failed = [{"item": item, "input": item, "reason": reason} for item, reason in found.failures]
+    for _, reason in found.failures:
+        _err(reason)
+    names = output_names(found.files)
+    outdir = Path(args.outdir)
+    model_path = Path(args.tflite or args.model or default_model_path())
+    digest = model_digest(model_path)
+    options = transcription_options(args.onset_threshold, args.frame_threshold, args.offset_threshold,
+                                    cleanup_from_args(args), not args.constant_tempo, args.durations)
+    plan = [(path, names[path], requested_outputs(outdir, names[path], args.plot, args.musicxml))
+            for path in found.files]
+    done = up_to_date(transcription_job(plan, outdir, model_path, digest, options, args.overwrite))
+    todo = []
+    for path, key, wanted in plan:
         try:
-            wanted = [out] + [png] * args.plot + [xml] * args.musicxml
-            existing = [p for p in wanted if p.exists()]
-            if existing and not args.overwrite:
-                raise FileExistsError(f"{existing[0]} exists (use --overwrite to replace it)")
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                result = transcribe(path, predictor, onset_threshold=args.onset_threshold,
-                                    frame_threshold=args.frame_threshold, offset_threshold=args.offset_threshold,
-                                    progress=not args.quiet, keep_rolls=args.plot, cleanup=cleanup_from_args(args),
-                                    tempo_map=not args.constant_tempo, durations=args.durations)
-            for w in caught:
-                _err(f"warning: {w.message}")
-            write_midi(result.midi, out)
-            if args.musicxml:
-                result.write_musicxml(xml)
-            if args.plot:
-                from .plots import save_figure, transcription_figure
-
-                save_figure(transcription_figure(result.rolls, result.notes, path.name), png)
-            if not args.quiet:
-                print(f"{path} -> {out}: {len(result.notes)} notes, {result.tempo:.0f} BPM, {result.key}")
-        except (FileExistsError, OSError, ValueError, ImportError) as exc:  # AudioError is a ValueError
-            failures += 1
+            if key not in done:  # outputs this model and these options already made are skipped, not refused
+                check_audio_file(path)
+                existing = [p for p in wanted.values() if p.exists()]
+                if existing and not args.overwrite:
+                    raise FileExistsError(f"{existing[0]} exists (use --overwrite to replace it)")
+        except (OSError, ValueError) as exc:  # AudioError is a ValueError
+            failed.append({"item": key, "input": str(path), "reason": _about(path, exc)})
             _err(_about(path, exc))
-    return 1 if failures else 0
+            continue
+        todo.append((path, key, wanted))
+    if not todo:
+        if not found.files and not found.failures:
+            _err("no audio files found in the given inputs")
+        return 1
+    try:
+        check_outdir(outdir)
+    except OSError as exc:
+        _err(str(exc))
+        return 2
+    job = transcription_job(todo, outdir, model_path, digest, options, args.overwrite, progress=not args.quiet)
+    if any(key not in done for _, key, _ in todo):  # something to transcribe: load the model here, once, to check it
+        from .predictor import load_predictor
+        from .transcribe import check_durations
+
+        try:
+            predictor = load_predictor(model_path)
+            check_durations(predictor, args.durations)
+        except (OSError, ValueError, ImportError) as exc:
+            _err(f"cannot load the model: {exc}" if "durations" not in str(exc) else str(exc))
+            return 2
+        remember_predictor(predictor, digest)  # the local engine transcribes with this one
+    sources = {key: (path, wanted["midi"]) for path, key, wanted in todo}
+
+    def report(outcome) -> None:
+        path, midi = sources[outcome.item.key]
+        if outcome.status == "failed":
+            _err(_about(path, outcome.reason))
+            return
+        for w in outcome.result.get("warnings", []) if outcome.status == "done" else ():
+            _err(f"warning: {w}")
+        if args.quiet:
+            return
+        if outcome.status == "skipped":
+            print(f"{path} -> {midi}: up to date (same audio, model and options)")
+        else:
+            r = outcome.result
+            print(f"{path} -> {midi}: {r['notes']} notes, {r['tempo']:.0f} BPM, {r['key']}")
+
+    many = not args.quiet and len(todo) > 1
+    result = run_job(job, engine, progress=many, on_outcome=report, failures=failed)
+    return 1 if result.failed else 0
 
 
 def run_demo(argv) -> int:
@@ -205,28 +322,38 @@ def run_demo(argv) -> int:
     p.add_argument("-o", "--outdir", default="output/demo")
     p.add_argument("--model", default=None, help="model file, .keras or .tflite (default: the shipped model)")
     p.add_argument("--tflite", default=None, help="TFLite model instead")
+    p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier demo run")
     a = p.parse_args(argv)
-    from .midi import read_midi, write_midi
+    from .midi import read_midi
+    from .outputs import requested_outputs, write_outputs
+    from .predictor import check_model_path
+
+    missing = [m for m in ("matplotlib", "mir_eval") if importlib.util.find_spec(m) is None]
+    out = Path(a.outdir)
+    wanted = requested_outputs(out, DEMO_AUDIO.stem, plot=not missing)
+    existing = [str(path) for path in wanted.values() if path.exists()]
+    if existing and not a.overwrite:
+        _err(f"{existing[0]} exists (use --overwrite to replace it)")
+        return 1
+    if a.tflite or a.model:
+        check_model_path(a.tflite or a.model, ".tflite" if a.tflite else None)
+    check_outdir(out)
     from .predictor import load_predictor
     from .transcribe import transcribe
 
     predictor = load_predictor(a.tflite or a.model)
     result = transcribe(DEMO_AUDIO, predictor, progress=True, keep_rolls=True)
-    out = Path(a.outdir)
-    write_midi(result.midi, out / "demo.mid")
     ref = read_midi(DEMO_MIDI)
+    write_outputs(result, wanted, DEMO_AUDIO.name, ref_notes=ref)
     print(f"model: {predictor.path} ({predictor.backend})")
-    print(f"wrote {out / 'demo.mid'} ({len(result.notes)} notes, {result.tempo:.0f} BPM, {result.key})")
-    missing = [m for m in ("matplotlib", "mir_eval") if importlib.util.find_spec(m) is None]
+    print(f"wrote {wanted['midi']} ({len(result.notes)} notes, {result.tempo:.0f} BPM, {result.key})")
     if missing:  # the light install: no picture, no score
         print(f"(no picture and no score without {', '.join(missing)}: pip install 'piano-transcription[full]')")
         return 0
-    from .plots import save_figure, transcription_figure
     from .training.metrics import note_metrics
 
-    save_figure(transcription_figure(result.rolls, result.notes, DEMO_AUDIO.name, ref_notes=ref), out / "demo.png")
     m = note_metrics(ref, result.notes)
-    print(f"wrote {out / 'demo.png'}")
+    print(f"wrote {wanted['plot']}")
     print(f"note F1 (onset, 50 ms) against {DEMO_MIDI.name}: {m['note_f1']:.3f}  "
           f"(precision {m['note_precision']:.3f}, recall {m['note_recall']:.3f}); "
           f"with offsets: {m['note_with_offset_f1']:.3f}")
@@ -238,16 +365,17 @@ def run_prepare(argv) -> int:
                                 description="Prepare a MAESTRO-layout folder into shards (resumable).")
     p.add_argument("maestro_dir")
     p.add_argument("out_dir")
-    p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="first N pieces per split")
+    add_engine_arguments(p, local_workers=2)
     a = p.parse_args(argv)
     from .training.maestro import prepare_dataset
 
     import warnings
 
+    engine = engine_from_args(a, local_workers=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the failures are listed below
-        manifest = prepare_dataset(a.maestro_dir, a.out_dir, workers=a.workers, limit=a.limit)
+        manifest = prepare_dataset(a.maestro_dir, a.out_dir, limit=a.limit, engine=engine)
     for split, entries in manifest["splits"].items():
         print(f"{split}: {len(entries)} pieces, {sum(e['segments'] for e in entries.values())} segments")
     for failure in manifest.get("failed", []):
@@ -320,8 +448,7 @@ def run_export_tflite(argv) -> int:
 def run_corpus(argv) -> int:
     from .corpus.builder import main as corpus_main
 
-    corpus_main(argv, prog="piano-transcribe corpus")
-    return 0
+    return corpus_main(argv, prog="piano-transcribe corpus")
 
 
 def run_train(argv) -> int:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -15,26 +18,74 @@ class DownloadError(RuntimeError):
     """A download failed (usually: no internet connection)."""
 
 
+def _temporary_affixes(path: Path) -> tuple[str, str]:
+    """Prefix and suffix of the temporary files that :func:`atomic_paths` makes for ``path``."""
+    return f".{path.name}.", ".tmp" + path.suffix
+
+
+def _temporary_beside(path: Path) -> Path:
+    """An empty temporary file beside ``path`` (its folder created); OSError names ``path``, not the temporary."""
+    prefix, suffix = _temporary_affixes(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+    except OSError as exc:
+        raise type(exc)(f"cannot write {path}: {exc.strerror or exc}") from exc
+    os.close(fd)
+    return Path(tmp)
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``.
 
-    Readers never see a half-written file; on error the temporary file is removed.
+    Readers never see a half-written file; on error the temporary file is removed (a process killed meanwhile
+    leaves it: :func:`temporary_siblings` finds it).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
+    with atomic_paths([path]) as (tmp,):
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
-        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_paths(paths: list[str | os.PathLike]) -> Iterator[list[Path]]:
+    """Yield a temporary path beside each of ``paths``; when the block succeeds, rename them all to their
+    targets (Ctrl-C held back until the last rename), else remove them all: all of the files or none."""
+    targets = [Path(p) for p in paths]
+    temps: list[Path] = []
+    try:
+        for target in targets:
+            temps.append(_temporary_beside(target))
+        yield temps
+        interrupted = []
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, lambda *a: interrupted.append(a)) if main else None
+        try:
+            for tmp, target in zip(temps, targets):
+                _publish(tmp, target)
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
+        if interrupted:
+            raise KeyboardInterrupt
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        for tmp in temps:
+            if tmp.exists():
+                tmp.unlink()
+
+
+def temporary_siblings(path: str | os.PathLike) -> list[Path]:
+    """Temporary files that :func:`atomic_paths` made for ``path`` and that are still there (a writer in progress,
+    or one that was killed)."""
+    path = Path(path)
+    prefix, suffix = _temporary_affixes(path)
+    return [Path(p) for p in glob.glob(glob.escape(str(path.parent / prefix)) + "*" + glob.escape(suffix))]
 
 
 def write_json(path: str | os.PathLike, data) -> None:

@@ -34,9 +34,9 @@ The LSTMs keep Keras's cuDNN-compatible arguments, so on a GPU they run the cuDN
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import dataclasses
+import zipfile
+from dataclasses import dataclass
 
 from .constants import KEYS_OUTPUT, N_KEYS, N_MELS, NOTE_OUTPUTS, PEDAL_CHANNELS, PEDAL_OUTPUT
 
@@ -289,6 +289,10 @@ def load_model(path):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such model file")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, not a .keras model file")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a readable Keras model (a .keras file is a zip archive; this is not one)")
     try:
         model = keras.saving.load_model(str(path), custom_objects=custom_objects(), compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a damaged or foreign file

@@ -6,7 +6,10 @@ import numpy as np
 
 from .midi import END, PITCH, START, VELOCITY
 
-KEY_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+KEY_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]  # pitch classes (plots)
+# Key names by their signature, as a MIDI key-signature event stores it: [mode][sharps (+) or flats (-)].
+_SHARP_TONICS = {0: ["C", "G", "D", "A", "E", "B", "F#", "C#"], 1: ["A", "E", "B", "F#", "C#", "G#", "D#", "A#"]}
+_FLAT_TONICS = {0: ["C", "F", "Bb", "Eb", "Ab", "Db", "Gb", "Cb"], 1: ["A", "D", "G", "C", "F", "Bb", "Eb", "Ab"]}
 # Krumhansl-Kessler probe-tone profiles (Krumhansl 1990), major and minor, starting at the tonic.
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
@@ -35,8 +38,18 @@ def estimate_key(notes: np.ndarray) -> tuple[int, str]:
             r = np.corrcoef(hist, np.roll(profile, tonic))[0, 1]
             if r > best_r:
                 best, best_r = mode * 12 + tonic, r
-    name = f"{KEY_NAMES[best % 12]} {'major' if best < 12 else 'minor'}"
-    return best, name
+    return best, key_name(best)
+
+
+def key_name(key_number: int) -> str:
+    """``"Db major"`` for pretty_midi key number 1: the spelling with the fewer accidentals, which is the one its
+    MIDI key signature stores (5 flats, not C#'s 7 sharps; the 6-accidental keys as stored: F# major, D# minor),
+    so that the printed key, the MIDI and the score agree."""
+    from pretty_midi.utilities import key_number_to_mode_accidentals
+
+    mode, accidentals = key_number_to_mode_accidentals(int(key_number))
+    tonic = (_SHARP_TONICS if accidentals >= 0 else _FLAT_TONICS)[mode][abs(accidentals)]
+    return f"{tonic} {'minor' if mode else 'major'}"
 
 
 TEMPOGRAM_HOP = 4  # frames between the stretches of envelope_tempo's tempogram (librosa: 1)

@@ -66,11 +66,24 @@ def draw_notes(notes: np.ndarray, ax=None, color: str = "tab:cyan", alpha: float
     return ax
 
 
+def displayable(text: str) -> str:
+    """``text`` with each character that matplotlib's font lacks (a Japanese or emoji file name under DejaVu
+    Sans) shown as ``?``: matplotlib would draw an empty box and warn once per missing glyph."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        charmap = FT2Font(font_manager.findfont(font_manager.FontProperties())).get_charmap()
+    except (OSError, RuntimeError, ValueError):
+        return text
+    return "".join(c if c.isspace() or ord(c) in charmap else "?" for c in text)
+
+
 def transcription_figure(rolls: dict, notes: np.ndarray, title: str = "", ref_notes: np.ndarray | None = None):
     """Onset and frame probability rolls over time, with the decoded notes drawn on the frame roll."""
     plt = _plt()
     fig, axes = plt.subplots(2, 1, figsize=(14, 8), sharex=True)
-    show_roll(rolls["onset"], axes[0], f"{title} onset probabilities", cmap="Blues")
+    show_roll(rolls["onset"], axes[0], f"{displayable(title)} onset probabilities", cmap="Blues")
     from matplotlib.colors import LinearSegmentedColormap
 
     light_greys = LinearSegmentedColormap.from_list("light_greys", plt.get_cmap("Greys")(np.linspace(0, 0.5, 256)))

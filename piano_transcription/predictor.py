@@ -49,11 +49,25 @@ def check_threshold(value, name: str):
 def load_thresholds(model_path) -> dict:
     """Tuned ``{"onset": [88], "frame": [88][, "offset": ...]}`` thresholds stored beside a model, or ``{}``."""
     p = thresholds_path(model_path) if model_path is not None else None
-    if p is not None and p.exists():
+    if p is None or not p.exists():
+        return {}
+    try:
         data = json.loads(p.read_text())
-        return {k: check_threshold(np.asarray(v, dtype=np.float64), f"{p}: {k}") for k, v in data.items()
-                if k in THRESHOLD_NAMES}
-    return {}
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{p}: not a readable thresholds file ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: a thresholds file holds an object such as {{\"onset\": 0.5, \"frame\": 0.3}}, "
+                         f"got {type(data).__name__}")
+    out = {}
+    for k, v in data.items():
+        if k not in THRESHOLD_NAMES:
+            continue
+        try:
+            arr = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{p}: {k} threshold must be one number or 88 per-key numbers, got {v!r:.60}") from None
+        out[k] = check_threshold(arr, f"{p}: {k}")
+    return out
 
 
 def remember_model_path(model, path) -> None:
@@ -210,6 +224,33 @@ def tensorflow_available() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
 
 
+def default_model_path() -> Path:
+    """The shipped model this install runs: Keras on a full install, its TFLite export on the light one."""
+    return DEFAULT_MODEL if tensorflow_available() else DEFAULT_TFLITE
+
+
+def check_model_path(model: str | os.PathLike, kind: str | None = None) -> Path:
+    """The path of a model file that exists and can be read, ``.keras`` or ``.tflite`` (``kind``: only that
+    suffix), else OSError / ValueError with the true reason; cheap (no TensorFlow), so callers check first."""
+    path = Path(model)
+    suffix = path.suffix.lower()
+    if suffix not in (".keras", ".tflite"):
+        raise ValueError(f"{path}: a model must be a .keras or .tflite file")
+    if kind is not None and suffix != kind:
+        other = "a Keras model (use --model)" if suffix == ".keras" else "a TFLite model"
+        raise ValueError(f"{path}: expected a {kind} file; this is {other}")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, not a {suffix} model file")
+    try:
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such model file") from None
+    except OSError as exc:
+        raise type(exc)(f"{path}: cannot read the model ({exc.strerror or exc})") from None
+    return path
+
+
 def load_predictor(model=None, thresholds: dict | None = None) -> Predictor:
     """A :class:`Predictor` for ``model``: None (the shipped default: Keras on a full install, TFLite on the
     light one), a ``.keras`` or ``.tflite`` path, a loaded Keras model, or a Predictor (returned as is,
@@ -219,15 +260,13 @@ def load_predictor(model=None, thresholds: dict | None = None) -> Predictor:
             model.thresholds.update({k: check_threshold(v, k) for k, v in thresholds.items() if v is not None})
         return model
     if model is None:
-        model = DEFAULT_MODEL if tensorflow_available() else DEFAULT_TFLITE
+        model = default_model_path()
+    if isinstance(model, bytes):
+        model = os.fsdecode(model)
     if isinstance(model, (str, os.PathLike)):
-        path = Path(model)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such model file")
+        path = check_model_path(model)
         if path.suffix.lower() == ".tflite":
             return TFLitePredictor(path, thresholds)
-        if path.suffix.lower() != ".keras":
-            raise ValueError(f"{path}: a model must be a .keras or .tflite file")
         if not tensorflow_available():
             raise ImportError(f"{path}: Keras models need the full install (pip install "
                               "'piano-transcription[full]'); the light install runs .tflite models")

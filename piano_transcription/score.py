@@ -166,9 +166,12 @@ def notes_to_score(notes: np.ndarray, beats: np.ndarray, key: str = "C major", t
         staves.append(part)
     for down, up in np.asarray(pedal if pedal is not None else np.zeros((0, 2)), np.float64).reshape(-1, 2):
         a, b = quantize(seconds_to_beats(np.array([down, up]), beats)) + shift
-        held = [e for part in staves[::-1] for e in part.notes if a <= float(e.offset) < b]
-        if held:
-            staves[1].insert(0, expressions.PedalMark(*held))
+        for part in staves[::-1]:  # the marks go under the bass staff; on the treble one where the bass rests
+            held = sorted((e for e in part.recurse().notes if a <= float(e.getOffsetInHierarchy(part)) < b),
+                          key=lambda e: float(e.getOffsetInHierarchy(part)))  # voices included
+            if held:
+                part.insert(0, expressions.PedalMark(*held))
+                break
     for part in staves:
         score.insert(0, part)
     score.insert(0, layout.StaffGroup(staves, symbol="brace"))

@@ -65,3 +65,18 @@ def cpu_flags() -> set[str]:
 def cpu_has_bfloat16() -> bool:
     """Whether the CPU computes bfloat16 in hardware (AVX512-BF16 or AMX-BF16)."""
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def limit_threads(threads: int | None) -> None:
+    """Let TensorFlow run each op on ``threads`` threads, ``threads`` ops at a time (a worker process's share of
+    the machine's cores); nothing when ``threads`` is None or TensorFlow has already started in this process."""
+    if not threads:
+        return
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # already initialised: its thread pools are fixed
+        pass

@@ -72,6 +72,77 @@ def mel_front_end(samples, mel_matrix):
     return tf.math.maximum(db, floor)
 
 
+def fused_lstm(go_backwards: bool):
+    """One direction of an LSTM as a ``tf.function`` that the TFLite converter replaces by its fused
+    ``UNIDIRECTIONAL_SEQUENCE_LSTM`` kernel.
+
+    Keras 3's LSTM converts to a WHILE loop whose body runs as a subgraph of small ops at every one of the 626
+    steps, outside XNNPACK: most of the TFLite model's time.  The converter fuses a function that carries Keras
+    2's ``api_implements: lstm_*`` attributes and its signature ``(inputs, init_h, init_c, kernel,
+    recurrent_kernel, bias) -> (last output, outputs, h, c, runtime)`` (``time_major`` False; with
+    ``go_backwards`` the outputs come in reversed time, as Keras 2's).  The body below computes the same LSTM
+    (gates i, f, c, o; sigmoid / tanh: Keras's defaults) for TensorFlow itself; the fused kernel replaces it in
+    the file.  Its state tensors are variables: :class:`TFLiteModel` resets them before every window.
+    """
+    import uuid
+
+    import tensorflow as tf
+
+    attributes = {"api_implements": f"lstm_{uuid.uuid4()}", "api_preferred_device": "CPU", "time_major": False,
+                  "go_backwards": go_backwards}
+
+    @tf.function(experimental_attributes=attributes, autograph=False)
+    def lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
+        steps = tf.transpose(tf.reverse(inputs, [1]) if go_backwards else inputs, [1, 0, 2])
+
+        def step(carry, x):
+            h, c = carry
+            i, f, g, o = tf.split(tf.matmul(x, kernel) + tf.matmul(h, recurrent_kernel) + bias, 4, axis=1)
+            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            return tf.sigmoid(o) * tf.tanh(c), c
+
+        hs, cs = tf.scan(step, steps, initializer=(init_h, init_c))
+        outputs = tf.transpose(hs, [1, 0, 2])
+        return outputs[:, -1], outputs, hs[-1], cs[-1], tf.constant(0.0)
+
+    return lstm
+
+
+def _is_plain_bilstm(layer) -> bool:
+    """A Bidirectional LSTM the fused kernel computes exactly: tanh / sigmoid, biases, whole sequences."""
+    import keras
+
+    if not isinstance(layer, keras.layers.Bidirectional) or not isinstance(layer.forward_layer, keras.layers.LSTM):
+        return False
+    cell = layer.forward_layer
+    return (cell.return_sequences and cell.use_bias and layer.merge_mode == "concat"
+            and cell.activation is keras.activations.tanh and cell.recurrent_activation is keras.activations.sigmoid)
+
+
+def with_fused_lstms(model):
+    """A copy of a Keras model for export whose plain Bidirectional LSTMs call :func:`fused_lstm` (same
+    weights, as constants); every other layer is the model's own."""
+    import keras
+    import tensorflow as tf
+
+    class FusedBidirectionalLSTM(keras.layers.Layer):
+        def __init__(self, bidirectional, **kwargs):
+            super().__init__(name=bidirectional.name, **kwargs)
+            self.units = bidirectional.forward_layer.units
+            weights = [tf.constant(w) for w in bidirectional.get_weights()]
+            self.forward_weights, self.backward_weights = weights[:3], weights[3:]
+            self.forward, self.backward = fused_lstm(False), fused_lstm(True)
+
+        def call(self, x, mask=None):  # mask: what Keras hands a layer that replaces a recurrent one (unused)
+            zeros = tf.zeros((tf.shape(x)[0], self.units))
+            forward = self.forward(x, zeros, zeros, *self.forward_weights)[1]
+            backward = self.backward(x, zeros, zeros, *self.backward_weights)[1]
+            return tf.concat([forward, tf.reverse(backward, [1])], axis=-1)
+
+    return keras.models.clone_model(
+        model, clone_function=lambda layer: FusedBidirectionalLSTM(layer) if _is_plain_bilstm(layer) else layer)
+
+
 def raw_audio_model(model, frames: int = EXPORT_FRAMES):
     """A Keras model: ``audio [window_samples(frames)]`` -> the TFLite outputs ``[1, frames, 88]`` (logits for
     sigmoid heads; the pedal's ``[1, frames, 3]``)."""
@@ -93,7 +164,7 @@ def raw_audio_model(model, frames: int = EXPORT_FRAMES):
         named[PEDAL_NAME] = model.get_layer("pedal_logits").output
     if has_keys(model):
         named[KEYS_NAME] = model.get_layer("keys_logits").output
-    heads = keras.Model(model.inputs, named)
+    heads = with_fused_lstms(keras.Model(model.inputs, named))
     matrix = tf.constant(mel_filters().T.astype(np.float32))  # [1025, 229]
 
     class MelFrontEnd(keras.layers.Layer):
@@ -159,9 +230,12 @@ def make_interpreter(path: str | os.PathLike, num_threads: int | None = None):
         except ImportError as exc:
             raise ImportError("no TFLite interpreter: pip install ai-edge-litert") from exc
         Interpreter, provider = tf.lite.Interpreter, "tensorflow"
+    from .native_logs import filtered_stderr
+
     try:
-        interpreter = Interpreter(model_path=path, num_threads=num_threads)
-        interpreter.allocate_tensors()
+        with filtered_stderr():  # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+            interpreter = Interpreter(model_path=path, num_threads=num_threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise TFLiteModelError(f"{path}: not a usable TFLite model ({exc})") from exc
     return interpreter, provider
@@ -178,6 +252,8 @@ class TFLiteModel:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such model file")
+        if path.is_dir():
+            raise TFLiteModelError(f"{path}: is a folder, not a .tflite model file")
         self.path = path
         self.interpreter, self.provider = make_interpreter(path, num_threads)
         inputs = self.interpreter.get_input_details()
@@ -209,6 +285,7 @@ class TFLiteModel:
     def run_window(self, window: np.ndarray) -> dict[str, np.ndarray]:
         """Raw outputs ``{name: [frames, 88]}`` of one window of ``window_samples(frames)`` samples."""
         x = np.asarray(window, np.float32).reshape(self.input["shape"])
+        self.interpreter.reset_all_variables()  # fused LSTMs keep their state in variables: each window starts anew
         self.interpreter.set_tensor(self.input["index"], x)
         self.interpreter.invoke()
         return {n: self.interpreter.get_tensor(d["index"]).reshape(self.frames, -1)

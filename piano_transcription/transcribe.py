@@ -120,7 +120,7 @@ def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshol
                progress: bool = False, source: str | None = None, keep_rolls: bool = False,
                cleanup: Cleanup | str = DEFAULT_PRESET, tempo_map: bool = True,
                durations: str = DEFAULT_DURATIONS) -> Transcription:
-    """Transcribe ``audio``: a file path, or an array ``[n]`` / ``[n, channels]`` / ``[channels, n]`` with its
+    """Transcribe ``audio``: a file path (str, bytes or os.PathLike), or an array ``[n]`` / ``[n, channels]`` / ``[channels, n]`` with its
     ``sample_rate`` (Hz).  ``model``: None (the shipped default), a ``.keras`` / ``.tflite`` path, a loaded
     Keras model, or a :class:`~piano_transcription.predictor.Predictor`.  Thresholds (0..1, one value or 88)
     default to the model's own; ``offset_threshold`` lets the offset head end notes too (the model's own, if
@@ -134,6 +134,8 @@ def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshol
     predictor = load_predictor(model)
     check_durations(predictor, durations)
     onset_t, frame_t = predictor.resolve(onset_threshold, frame_threshold)
+    if isinstance(audio, bytes):  # a path as bytes (os.fsencode)
+        audio = os.fsdecode(audio)
     if isinstance(audio, AudioSource):
         src = audio
     elif isinstance(audio, (str, os.PathLike)):
@@ -153,6 +155,7 @@ def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshol
             kept.append(chunk)
     parts.append(decoder.finish())
     notes = np.concatenate(parts)
+    notes[:, 1] = np.minimum(notes[:, 1], src.seconds)  # a note sounding at the end ends with the audio
     notes = clean_notes(notes[np.lexsort((notes[:, 2], notes[:, 0]))] if len(notes) else notes.reshape(0, 4), cleanup)
     pedal_intervals = decode_pedal(np.concatenate(pedal)) if pedal else np.zeros((0, 2))
     rolls = None

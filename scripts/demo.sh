@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export TF_CPP_MIN_LOG_LEVEL=2 MPLBACKEND=Agg
-exec .venv/bin/piano-transcribe demo -o output/demo "$@"
+exec .venv/bin/piano-transcribe demo -o output/demo --overwrite "$@"

@@ -10,11 +10,15 @@ apt_install() {
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""; [ "$(id -u)" != 0 ] && sudo="sudo"
   echo "setup: installing Debian packages: ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # another install (an unattended upgrade) may hold dpkg's lock: wait for it, bounded, instead of failing
+  local timeout=${SETUP_DPKG_LOCK_TIMEOUT:-600}
+  python3 scripts/wait_for_dpkg_lock.py --timeout "$timeout"
+  $sudo apt-get -o DPkg::Lock::Timeout="$timeout" update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout="$timeout" install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null
 }
 if command -v apt-get >/dev/null; then
-  apt_install libfluidsynth3 libportaudio2 ${EXTRA_APT_PACKAGES:-}
+  apt_install libfluidsynth3 fluid-soundfont-gm libportaudio2 ${EXTRA_APT_PACKAGES:-}
 fi
 
 PY=${PYTHON:-python3}

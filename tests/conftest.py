@@ -1,5 +1,6 @@
 """Shared fixtures: the embedded synthetic data set, built once per test session."""
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -32,7 +33,10 @@ def pytest_configure(config):
     """
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    lock = Path(tempfile.gettempdir()) / f"piano-transcription-numba-{os.getpid()}.lock"
+    # One lock per environment, not per run: two test runs compiling into one cold cache at once corrupt it (a
+    # later librosa.beat call then crashed with a segmentation fault, seen with two runs in parallel).
+    venv = hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]
+    lock = Path(tempfile.gettempdir()) / f"piano-transcription-numba-{venv}.lock"
     os.environ[NUMBA_LOCK] = str(lock)
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "compile_numba_kernels.py"), str(lock)],
                             stdout=subprocess.PIPE, text=True)
@@ -46,7 +50,7 @@ def pytest_unconfigure(config):
         return
     if proc.wait() != 0:
         warnings.warn(f"compiling librosa's numba kernels failed (exit status {proc.returncode})")
-    Path(os.environ.pop(NUMBA_LOCK)).unlink(missing_ok=True)
+    os.environ.pop(NUMBA_LOCK)  # the lock file stays: another run may hold or wait for it
 
 
 @pytest.fixture(scope="session")

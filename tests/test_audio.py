@@ -93,3 +93,35 @@ def test_mel_filters_and_uncentred_frames_match_librosa(librosa):
     np.testing.assert_allclose(got, want, atol=1e-3)
     with pytest.raises(ValueError, match="fewer than one"):
         log_mel(np.zeros(2000, np.float32), center=False)
+
+
+def test_short_audio_is_decoded_once_and_gives_the_streamed_samples(monkeypatch, tmp_path):
+    """Up to KEEP_SECONDS the first pass keeps the 16 kHz samples; they equal those of a second streamed pass."""
+    import soundfile as sf
+
+    from piano_transcription import audio
+
+    x = np.random.default_rng(0).normal(0, 0.1, (44100 * 3, 2)).astype(np.float32)
+    sf.write(tmp_path / "x.wav", x, 44100, subtype="FLOAT")
+    reads = []
+    original = audio.AudioSource._raw_blocks
+
+    def counting(self):
+        reads.append(1)
+        return original(self)
+
+    monkeypatch.setattr(audio.AudioSource, "_raw_blocks", counting)
+    kept = audio.AudioSource(tmp_path / "x.wav").read()
+    assert len(reads) == 1
+    monkeypatch.setattr(audio, "KEEP_SECONDS", 0.0)
+    streamed = audio.AudioSource(tmp_path / "x.wav").read()
+    assert len(reads) == 3 and np.array_equal(kept, streamed)
+
+
+def test_mix_down_is_numpys_mean_bit_for_bit():
+    from piano_transcription.audio import mix_down
+
+    rng = np.random.default_rng(0)
+    for channels in range(1, 10):
+        block = rng.normal(0, 0.3, (5000, channels)).astype(np.float32)
+        assert np.array_equal(mix_down(block), block.mean(axis=1)), channels

@@ -168,3 +168,27 @@ def test_a_detected_offset_ends_a_note_but_never_stops_one_starting():
     dec = StreamingDecoder(0.5, 0.5, offset_threshold=0.5)
     streamed = np.concatenate([dec.feed(frame, onset, None, offset_probs=offset), dec.finish()])
     np.testing.assert_allclose(streamed, notes)
+
+
+def test_diagnosis_counts_each_kind_of_error():
+    from piano_transcription.midi import make_notes
+    from piano_transcription.training.diagnostics import add_up, diagnose, false_note_kind, format_diagnosis
+
+    ref = make_notes([(0.0, 1.0, 30, 25), (0.0, 1.0, 60, 90), (2.0, 2.5, 70, 50), (3.0, 3.5, 100, 110)])
+    est = make_notes([(0.01, 1.5, 30, 60),   # matched, 0.5 s too long
+                      (0.02, 0.5, 60, 60),   # matched, 0.5 s too short
+                      (0.5, 0.9, 60, 60),    # re-onset of the held 60: repeated
+                      (0.3, 0.6, 42, 60),    # 30 + 12 sounding: octave
+                      (2.1, 2.3, 71, 60),    # 70 sounding: semitone
+                      (5.0, 5.2, 50, 60)])   # nothing near: other (70 and 100 are missed)
+    d = diagnose(ref, est)
+    assert d["velocity"]["20-39"] == [1, 1] and d["velocity"]["40-59"] == [0, 1] and d["velocity"]["100-127"] == [0, 1]
+    assert d["register"]["21-42"] == [1, 1] and d["register"]["65-86"] == [0, 1] and d["register"]["87-108"] == [0, 1]
+    assert d["false"] == {"repeated": 1, "octave": 1, "semitone": 1, "other": 1}
+    f = d["frames"]
+    assert f["too_long"] == round(1.5 * 31.25) - round(1.0 * 31.25) and f["too_short"] == round(31.25) - round(15.625)
+    assert f["missed"] == 16 + 15 and sorted(np.round(d["ratios"], 2)) == [0.48, 1.49]
+    assert false_note_kind(ref, est[-1]) == "other"
+    total = add_up([d, d])
+    assert total["false"]["octave"] == 2 and total["velocity"]["20-39"] == [2, 2]
+    assert "octave 2" in format_diagnosis(total, "x")

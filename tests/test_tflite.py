@@ -95,7 +95,19 @@ def test_long_windows_give_the_keras_rolls(exported):
     assert set(ours) == set(ref)
     for name in ref:
         assert ours[name].shape == ref[name].shape == (1 + len(x) // 512, ref[name].shape[1])
-        np.testing.assert_allclose(ours[name], ref[name], atol=2e-3)
+        # TFLite's fused LSTM kernel rounds a little differently over 626 steps (this random model's largest
+        # difference: 0.007; on the shipped model's real_dev transcriptions: -0.001 note F1)
+        np.testing.assert_allclose(ours[name], ref[name], atol=1e-2)
+        assert np.mean(np.abs(ours[name] - ref[name])) < 2e-4, name
+
+
+def test_exports_use_the_fused_lstm_kernel(exported):
+    """No WHILE loop of per-step subgraphs in the file (Keras 3's LSTM): one fused op per direction."""
+    model, path, _ = exported
+    lite = TFLiteModel(path.with_name("long.tflite"))
+    ops = [d["op_name"] for d in lite.interpreter._get_ops_details()]
+    assert "WHILE" not in ops and ops.count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 2 * sum(
+        type(layer).__name__ == "Bidirectional" for layer in model.layers)
 
 
 def test_a_note_across_tflite_windows_comes_out_once():

@@ -1,5 +1,7 @@
 """``python -m piano_transcription.corpus``: the corpus builder's command line."""
 
+import sys
+
 from .builder import main
 
-main()
+sys.exit(main())

@@ -30,24 +30,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import sys
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm.auto import tqdm
 
 from ..audio import load_audio, log_mel, normalize
 from ..constants import HOP_LENGTH, SAMPLE_RATE, SEGMENT_FRAMES
+from ..engine import (EngineError, Item, Job, LocalEngine, add_engine_arguments, engine_from_args,
+                      run_job)
 from ..io import write_json
 from ..midi import (END, START, MidiError, apply_sustain_pedal, last_event_time, notes_to_pretty_midi, pedal_intervals,
                     read_performance)
 from ..training.labels import key_rolls, notes_to_rolls, pedal_rolls
-from ..training.maestro import Example, save_shard
+from ..training.maestro import SHARD_VERSION, Example, save_shard
 from ..training.recordings import labelled_recordings, read_tsv_notes
 from .augment import augment, load_impulse_responses
 
@@ -291,13 +290,15 @@ def plan_jobs(splits: dict, out_dir: Path, counts: dict[str, int], mix: dict[str
 def build_corpus(splits: dict, out_dir: str | os.PathLike, counts: dict[str, int], mix: dict[str, float] | None = None,
                  instruments: list[str] | None = None, impulse_responses: str | os.PathLike | None = None,
                  per_shard: int = 8, workers: int = 2, seed: int = 0, sampler_cache=None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, engine=None) -> dict:
     """Render ``counts[split]`` excerpts per split into shards + ``manifest.json``; return the manifest.
 
     ``splits[split]``: ``{"midi": [MIDI paths], "maps": folder of labelled recordings or None}``;
     ``mix``: the share of each source (:data:`DEFAULT_MIX`); ``instruments``: ``.sfz`` files for the
-    ``sfz`` source.  Resumable: shards already in the manifest are kept.  Inputs that fail are named
-    on stderr, skipped, and listed under ``problems`` in the manifest.
+    ``sfz`` source.  The ``corpus`` job of :mod:`piano_transcription.engine`, on ``engine`` (default: ``workers``
+    local processes): a re-run keeps the shards that are up to date (same plan, same inputs).  Inputs that fail
+    are named on stderr, skipped, and listed under ``problems`` in the manifest (shards that fail also in
+    ``.corpus.failures.json``).
     """
     out_dir = Path(out_dir)
     manifest_path = out_dir / "manifest.json"
@@ -318,35 +319,64 @@ def build_corpus(splits: dict, out_dir: str | os.PathLike, counts: dict[str, int
             warnings.simplefilter("always")
             load_impulse_responses(impulse_responses)
         problems += [str(w.message) for w in caught]
-    jobs = plan_jobs(splits, out_dir, counts, mix or DEFAULT_MIX, usable_instruments, per_shard, seed, problems,
+    job = corpus_job(splits, out_dir, counts, mix or DEFAULT_MIX, usable_instruments, per_shard, seed, problems,
                      str(impulse_responses) if impulse_responses else None, sampler_cache)
-    for split, _, _ in jobs:
-        manifest["splits"].setdefault(split, {})
-    todo = [(split, sid, job) for split, sid, job in jobs
-            if not (sid in manifest["splits"][split] and Path(job["shard"]).exists())]
+    for item in job.items:
+        manifest["splits"].setdefault(item.params["split"], {})
     for msg in problems:
         print(f"corpus: {msg}", file=sys.stderr)
 
-    def save():
-        manifest["problems"] = sorted(set(problems))  # this run's: a resumed build retries earlier failures
+    failed: list[str] = []
+
+    def adopt(item) -> dict | None:  # a shard that a version before the engine rendered and listed
+        entry = manifest["splits"][item.params["split"]].get(item.params["sid"])
+        return None if entry is None else {k: v for k, v in entry.items() if k != "shard"} | {
+            "seconds": entry.get("segments", 0) * EXCERPT_SECONDS}
+
+    job.adopt = adopt
+
+    def record(outcome) -> None:
+        split, sid = outcome.item.params["split"], outcome.item.params["sid"]
+        if outcome.status == "failed":
+            reason = outcome.reason if outcome.reason.startswith(f"{outcome.error}:") else \
+                f"{outcome.error}: {outcome.reason}"
+            msg = f"{outcome.item.params['job']['path']}: shard {sid} skipped ({reason})"
+            print(f"corpus: {msg}", file=sys.stderr)
+            failed.append(msg)
+            return
+        info = {k: v for k, v in outcome.result.items() if k != "seconds"}
+        manifest["splits"][split][sid] = dict(shard=f"{split}/{sid}.npz", **info)
+
+    def save() -> None:
+        manifest["problems"] = sorted(set(problems + failed))  # this run's: a resumed build retries earlier failures
+        manifest["failed"] = failed  # this run's shards that failed (the exit status of the command line)
         write_json(manifest_path, manifest)
 
-    # spawned, not forked: sfizz's loader threads do not survive a fork of a process that used it
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_make_shard, job): (split, sid, job) for split, sid, job in todo}
-        for fut in tqdm(as_completed(futures), total=len(futures), desc="render corpus", disable=not progress):
-            split, sid, job = futures[fut]
-            try:
-                info = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a bad input must not stop the build
-                msg = f"{job['path']}: shard {sid} skipped ({type(exc).__name__}: {exc})"
-                print(f"corpus: {msg}", file=sys.stderr)
-                problems.append(msg)
-                continue
-            manifest["splits"][split][sid] = dict(shard=f"{split}/{sid}.npz", **info)
-            save()
-    save()
+    run_job(job, engine or LocalEngine(workers), progress=progress, on_outcome=record, checkpoint=save)
     return manifest
+
+
+def corpus_job(splits: dict, out_dir: Path, counts: dict[str, int], mix: dict[str, float], instruments: list[str],
+               per_shard: int, seed: int, problems: list[str], impulse_responses: str | None = None,
+               sampler_cache=None) -> Job:
+    """The ``corpus`` job of :mod:`piano_transcription.engine`: one item per shard of :func:`plan_jobs`, its
+    inputs the performance (or recording and note table) and the instruments it is played with."""
+    out_dir = Path(out_dir).absolute()  # workers may run elsewhere
+    items = []
+    for split, sid, shard in plan_jobs(splits, out_dir, counts, mix, instruments, per_shard, seed, problems,
+                                       impulse_responses, sampler_cache):
+        inputs = [shard["path"]] + ([shard["labels"]] if "labels" in shard else [])
+        inputs += sorted({r for r in shard.get("renderers") or () if r.endswith(".sfz")})
+        items.append(Item(f"{split}/{sid}", (shard["shard"],), tuple(inputs),
+                          {"split": split, "sid": sid, "job": shard}))
+    # spawned, not forked: sfizz's loader threads do not survive a fork of a process that used it
+    return Job("corpus", corpus_item, items, out_dir, version={"shard": SHARD_VERSION}, spawn=True)
+
+
+def corpus_item(item: Item) -> dict:
+    """The ``corpus`` job's function: render one shard (:func:`_make_shard`); ``seconds``: the audio it holds."""
+    info = _make_shard(item.params["job"])
+    return {**info, "seconds": info["segments"] * EXCERPT_SECONDS}
 
 
 def heldout_soundfont() -> Path | None:
@@ -394,7 +424,8 @@ def build_heldout_set(midi_paths: list[Path], out_dir: str | os.PathLike, soundf
     return out_dir
 
 
-def main(argv=None, prog: str = "python -m piano_transcription.corpus") -> None:
+def main(argv=None, prog: str = "python -m piano_transcription.corpus") -> int:
+    """The command line; returns the exit status (1: some shards failed)."""
     p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", help="the shared data folder: performance_midi/, maps/synth/, pianos/, impulse_responses/")
@@ -406,14 +437,15 @@ def main(argv=None, prog: str = "python -m piano_transcription.corpus") -> None:
     p.add_argument("--rooms", choices=("measured", "simulated"), default="measured",
                    help="measured: the impulse responses in DATA/impulse_responses and simulated rooms; "
                         "simulated: simulated rooms only")
-    p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    add_engine_arguments(p, local_workers=2)
     a = p.parse_args(argv)
     from .sfz import find_instruments
 
     try:
         mix = parse_mix(a.mix)
-    except ValueError as exc:
+        engine = engine_from_args(a, local_workers=2)
+    except (ValueError, EngineError) as exc:
         p.error(str(exc))
     root = Path(a.data)
     if not root.is_dir():
@@ -428,11 +460,12 @@ def main(argv=None, prog: str = "python -m piano_transcription.corpus") -> None:
         cache = build_cache(fetch_salamander())
     rooms = root / "impulse_responses" if a.rooms == "measured" else None
     manifest = build_corpus(splits, a.out_dir, {"train": a.train, "validation": a.validation}, mix,
-                            find_instruments(root / "pianos"), rooms, workers=a.workers, seed=a.seed,
-                            sampler_cache=cache)
+                            find_instruments(root / "pianos"), rooms, seed=a.seed, sampler_cache=cache,
+                            engine=engine)
     done = {s: len(v) for s, v in manifest["splits"].items()}
     print(f"corpus: {done} shards in {a.out_dir}; {len(manifest.get('problems', []))} problems")
+    return 1 if manifest["failed"] else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,6 +208,9 @@ def piece_examples(audio_path, midi_path, split: str) -> list[Example]:
     return examples
 
 
+SHARD_VERSION = 1  # the layout save_shard writes: a new layout makes the prepare job redo old shards
+
+
 def save_shard(path: str | os.PathLike, examples: list[Example]) -> None:
     """Write examples of equal frame count to a compressed ``.npz`` shard, atomically."""
     from ..io import atomic_path
@@ -255,24 +257,55 @@ def _prepare_piece(audio_path: str, midi_path: str, split: str, shard: str) -> d
     if not examples:
         raise DatasetError(f"{audio_path}: no usable audio")
     save_shard(shard, examples)
-    return {"segments": len(examples), "frames": int(sum(e.length for e in examples))}
+    frames = int(sum(e.length for e in examples))
+    return {"segments": len(examples), "frames": frames}
+
+
+def prepare_item(item) -> dict:
+    """The ``prepare`` job's function (:mod:`piano_transcription.engine`): one piece into its shard; the
+    result adds the piece's audio seconds (``seconds``) to the manifest entry."""
+    p = item.params
+    info = _prepare_piece(p["audio"], p["midi"], p["split"], item.outputs[0])
+    return {**info, "seconds": info["frames"] * HOP_LENGTH / SAMPLE_RATE}
+
+
+def prepare_job(maestro_dir: str | os.PathLike, out_dir: str | os.PathLike, splits=SPLITS, limit: int | None = None):
+    """The ``prepare`` job's plan (one item per piece whose files exist) and the metadata behind it:
+    ``(job, {item key: metadata row}, missing file names)``."""
+    from ..engine import Item, Job
+
+    maestro_dir, out_dir = Path(maestro_dir).absolute(), Path(out_dir).absolute()  # workers may run elsewhere
+    df = read_metadata(maestro_dir)
+    missing = set(missing_files(df, maestro_dir))
+    items, rows = [], {}
+    for split in splits:
+        selected = df[df["split"] == split]
+        for row in (selected.head(limit) if limit else selected).itertuples():
+            if row.audio_filename in missing or row.midi_filename in missing:
+                continue
+            audio, midi = str(maestro_dir / row.audio_filename), str(maestro_dir / row.midi_filename)
+            key = f"{split}/{row.id}"
+            items.append(Item(key, (str(out_dir / split / f"{row.id}.npz"),), (audio, midi),
+                              {"audio": audio, "midi": midi, "split": split}))
+            rows[key] = row
+    return Job("prepare", prepare_item, items, out_dir, version={"shard": SHARD_VERSION}), rows, missing
 
 
 def prepare_dataset(maestro_dir: str | os.PathLike, out_dir: str | os.PathLike, workers: int = 2,
-                    splits=SPLITS, limit: int | None = None, progress: bool = True) -> dict:
+                    splits=SPLITS, limit: int | None = None, progress: bool = True, engine=None) -> dict:
     """Prepare a MAESTRO-layout folder into shards plus ``manifest.json``; return the manifest.
 
-    Resumable: a piece whose shard exists is skipped; shards and the manifest are written
-    atomically.  Pieces run in ``workers`` processes (memory: one piece per worker).  Pieces whose
-    files are missing are reported (a warning) and skipped.  ``limit`` keeps the first N pieces per split.
+    The ``prepare`` job of :mod:`piano_transcription.engine`: pieces run on ``engine`` (default: ``workers``
+    local processes; memory: one piece per worker) and a re-run skips the pieces whose shard is up to date
+    (same audio and MIDI files); shards and the manifest are written atomically.  Pieces whose files are
+    missing are reported (a warning) and skipped; pieces that fail are listed under ``failed`` in the manifest
+    and in ``.prepare.failures.json``.  ``limit`` keeps the first N pieces per split.
     """
-    from tqdm.auto import tqdm
-
+    from ..engine import LocalEngine, named, run_job
     from ..io import write_json
 
     maestro_dir, out_dir = Path(maestro_dir), Path(out_dir)
-    df = read_metadata(maestro_dir)
-    missing = set(missing_files(df, maestro_dir))
+    job, rows, missing = prepare_job(maestro_dir, out_dir, splits, limit)
     if missing:
         warnings.warn(f"{len(missing)} referenced files are missing under {maestro_dir}, e.g. {sorted(missing)[:3]}",
                       stacklevel=2)
@@ -280,45 +313,33 @@ def prepare_dataset(maestro_dir: str | os.PathLike, out_dir: str | os.PathLike, 
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest.setdefault("source", str(maestro_dir))
     manifest.setdefault("splits", {})
-    jobs = []
     for split in splits:
-        rows = df[df["split"] == split]
-        rows = rows.head(limit) if limit else rows
-        entries = manifest["splits"].setdefault(split, {})
-        for row in rows.itertuples():
-            if row.audio_filename in missing or row.midi_filename in missing:
-                continue
-            shard = out_dir / split / f"{row.id}.npz"
-            if shard.exists() and row.id in entries:
-                continue
-            jobs.append((split, row, shard))
+        manifest["splits"].setdefault(split, {})
     errors = []
 
-    def record(split, row, shard, info):
-        manifest["splits"][split][row.id] = dict(shard=str(shard.relative_to(out_dir)), **info,
-                                                 audio=row.audio_filename, midi=row.midi_filename)
+    def adopt(item) -> dict | None:  # a shard that a version before the engine wrote and listed
+        entry = manifest["splits"][item.params["split"]].get(rows[item.key].id)
+        if entry is None or "segments" not in entry or "frames" not in entry:
+            return None
+        return {"segments": entry["segments"], "frames": entry["frames"],
+                "seconds": entry["frames"] * HOP_LENGTH / SAMPLE_RATE}
+
+    job.adopt = adopt
+
+    def record(outcome) -> None:
+        split, row = outcome.item.params["split"], rows[outcome.item.key]
+        if outcome.status == "failed":
+            errors.append(named(row.audio_filename, outcome.reason))
+            return
+        info = {k: v for k, v in outcome.result.items() if k != "seconds"}
+        manifest["splits"][split][row.id] = dict(shard=str(Path(outcome.item.outputs[0]).relative_to(job.folder)),
+                                                 **info, audio=row.audio_filename, midi=row.midi_filename)
+
+    def save() -> None:
+        manifest["failed"] = errors  # this run's failures (a re-run retries them)
         write_json(manifest_path, manifest)
 
-    if workers <= 1:
-        for split, row, shard in tqdm(jobs, desc="prepare", disable=not progress):
-            try:
-                record(split, row, shard, _prepare_piece(str(maestro_dir / row.audio_filename),
-                                                         str(maestro_dir / row.midi_filename), split, str(shard)))
-            except Exception as exc:
-                errors.append(f"{row.audio_filename}: {exc}")
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            futures = {pool.submit(_prepare_piece, str(maestro_dir / row.audio_filename),
-                                   str(maestro_dir / row.midi_filename), split, str(shard)): (split, row, shard)
-                       for split, row, shard in jobs}
-            for fut in tqdm(as_completed(futures), total=len(futures), desc="prepare", disable=not progress):
-                split, row, shard = futures[fut]
-                try:
-                    record(split, row, shard, fut.result())
-                except Exception as exc:
-                    errors.append(f"{row.audio_filename}: {exc}")
-    manifest["failed"] = errors  # this run's failures (a re-run retries them)
-    write_json(manifest_path, manifest)
+    run_job(job, engine or LocalEngine(workers), progress=progress, on_outcome=record, checkpoint=save)
     if errors:
         warnings.warn("pieces that failed: " + "; ".join(errors), stacklevel=2)
     return manifest
