@@ -23,6 +23,7 @@ def test_wheel_carries_models_and_demo(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for f in ("models/default.keras", "models/default.tflite", "models/default.fp16.tflite",
               "models/default.thresholds.json", "models/default.live.tflite", "models/default.live.thresholds.json",
+              "models/causal.keras", "models/causal.tflite", "models/causal.thresholds.json",
               "demo/demo.flac", "demo/demo.mid"):
         assert f"piano_transcription/{f}" in names
 
@@ -65,6 +66,10 @@ def test_light_install_transcribes_the_demo_from_anywhere(wheel, tmp_path):
                            "-o", "take.mid"], capture_output=True, text=True, cwd=work)
     assert live.returncode == 0, live.stderr[-2000:]
     assert "default.live.tflite" in live.stderr and (work / "take.mid").exists()
+    causal = subprocess.run([str(venv / "bin" / "piano-transcribe"), "live", "--input", site_demo, "--seconds", "4",
+                             "--mode", "causal", "-q", "-o", "causal.mid"], capture_output=True, text=True, cwd=work)
+    assert causal.returncode == 0, causal.stderr[-2000:]
+    assert "causal.tflite" in causal.stderr and (work / "causal.mid").exists()
     no_device = subprocess.run([str(venv / "bin" / "piano-transcribe"), "live"], capture_output=True, text=True,
                                cwd=work)
     assert no_device.returncode == 2 and no_device.stderr.strip().startswith("piano-transcribe: live input needs")
