@@ -16,7 +16,8 @@ timed on the wall clock).  Per mode:
   on the demo and on real_dev (mean over pieces, as ``real_dev.py``).
 
 Modes: ``lookahead`` (the shipped Keras model, default window / hop / lookahead), ``lookahead-tflite`` (its live
-TFLite export, the light install's), ``causal`` (the shipped causal model; skipped if it is missing).
+TFLite export, the light install's), ``causal`` (the shipped causal model) and ``causal-tflite`` (its TFLite step
+model; offline F1 from ``causal.keras``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ MODES = {
     "lookahead": ("lookahead", "default.keras"),
     "lookahead-tflite": ("lookahead", "default.live.tflite"),
     "causal": ("causal", "causal.keras"),
+    "causal-tflite": ("causal", "causal.tflite"),
 }
 
 
@@ -69,7 +71,8 @@ def run_mode(name: str, files, refs, args) -> dict:
         from piano_transcription.live.causal import load_causal
 
         predictor = load_causal(path)
-    offline_model = load_predictor(path if mode == "causal" else Path(args.model_dir or MODELS_DIR) / "default.keras")
+    offline_file = path.with_suffix(".keras") if mode == "causal" else path.with_name("default.keras")
+    offline_model = load_predictor(offline_file)
     list(LiveTranscriber(predictor, 16000, mode).run([np.zeros(16000, np.float32)]))  # warm-up: traces, allocations
     lat, rows, processing, seconds = [], [], 0.0, 0.0
     for f in files:

@@ -8,6 +8,7 @@
 #    (the forward direction copied, its backward direction silenced; piano_transcription/training/causal.py).
 # 3. Fine-tuning every weight: batch 8 x 10 s crops, Adam 5e-4 with a cosine decay over STEPS, one CPU thread in the
 #    background (nice), snapshots every 250 steps; the shipped snapshot is picked on real_dev (validation only).
+# 4. The onset threshold (rendered validation split), the shipped files, the TFLite step model, the live benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data}
@@ -17,14 +18,21 @@ export OMP_NUM_THREADS=1 TF_CPP_MIN_LOG_LEVEL=2
 
 $PY -m piano_transcription.corpus "$DATA" data/generated/corpus_causal --train 1200 --validation 32 \
     --mix maps=0.4,sfz=0.6 --workers 1 --seed 2
-[ -f runs/causal_init.keras ] || $PY -m piano_transcription.training.causal \
+[ -f runs/causal_init.keras ] || $PY -m piano_transcription.training.causal init \
     piano_transcription/models/default.keras runs/causal_init.keras
 nice -n 10 $PY -m piano_transcription.training.train data/generated/corpus_causal runs/causal --config small_causal \
     --init-model runs/causal_init.keras --steps "$STEPS" --batch-size 8 --crop-seconds 10 --learning-rate 5e-4 \
     --cosine-decay --steps-per-epoch 250 --save-every 50 --validation-steps 4 --keep-every 250 --threads 1
-# Each snapshot on real_dev (thresholds: the shipped model's, copied beside it), the best one shipped:
-#   cp piano_transcription/models/default.thresholds.json runs/causal/snapshots/step_NNNNNN.thresholds.json
-#   $PY benchmarks/real_dev.py --data "$DATA/maps/real_dev" --model runs/causal/snapshots/step_NNNNNN.keras
-#   $PY -c "from piano_transcription.model import load_model, save_model; \
-#           save_model(load_model('runs/causal/snapshots/step_NNNNNN.keras'), 'piano_transcription/models/causal.keras')"
-#   $PY benchmarks/live_latency.py --modes causal
+# The onset threshold chosen on the corpus's rendered validation split (frame 0.3 and offset 0.5 as the shipped
+# model's), then each snapshot measured on real_dev (validation only: it picks the snapshot, nothing else):
+SNAPSHOT=${SNAPSHOT:-runs/causal/snapshots/step_$(printf %06d "$STEPS").keras}
+$PY -m piano_transcription.training.causal thresholds "$SNAPSHOT" data/generated/corpus_causal
+$PY benchmarks/real_dev.py --data "$DATA/maps/real_dev" --model "$SNAPSHOT"
+# Shipped: the snapshot without Adam's state, its thresholds, its TFLite step model; then the live benchmark
+MODELS=piano_transcription/models
+$PY -c "from piano_transcription.model import load_model, save_model; \
+save_model(load_model('$SNAPSHOT'), '$MODELS/causal.keras')"
+cp "${SNAPSHOT%.keras}.thresholds.json" $MODELS/causal.thresholds.json
+$PY -c "from piano_transcription.live.causal import export_causal_tflite; \
+export_causal_tflite('$MODELS/causal.keras', '$MODELS/causal.tflite')"
+$PY benchmarks/live_latency.py --modes causal causal-tflite

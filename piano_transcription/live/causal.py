@@ -325,7 +325,6 @@ class CausalFrames:
         return chunks
 
     def finish(self) -> list[dict[str, np.ndarray]]:
-        self.buffer.close()
         total = frames_for_samples(self.buffer.n)
         self._mel_to(total)
         chunks = []

@@ -80,6 +80,8 @@ def run_take(source, transcriber: LiveTranscriber, sinks=(), recorder=None,
         for sink in sinks:
             sink.send(out)
             sink.close()
+    if warn is not None and getattr(source, "ended", None):
+        warn(source.ended)
     lost = (source.dropped_blocks, getattr(source, "overflows", 0))
     if warn is not None and lost != reported:
         warn(lost_audio_warning(lost[0], source.dropped_samples / source.sample_rate, lost[1]))

@@ -103,6 +103,7 @@ class DeviceSource:
         self.queue: queue.Queue = queue.Queue(maxsize=max(2, int(max_backlog * self.sample_rate / self.block_frames)))
         self.dropped_blocks = self.dropped_samples = self.overflows = 0
         self._gap = 0  # samples dropped since the last block that got into the queue
+        self.ended: str | None = None  # why the device ended the take, if it did
         self._lock = threading.Lock()
         self._stream = None
         self._iter: Iterator | None = None
@@ -149,6 +150,9 @@ class DeviceSource:
                 try:
                     gap, block = self.queue.get(timeout=0.05)
                 except queue.Empty:
+                    if not getattr(self._stream, "active", True):  # PortAudio stopped: the device went away
+                        self.ended = "the input device stopped delivering audio (unplugged?); the take ends here"
+                        return
                     continue
                 yield from self._out(gap, block, self.channels)
 

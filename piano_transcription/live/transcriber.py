@@ -102,8 +102,8 @@ def check_gain(gain):
 
 
 class SampleBuffer:
-    """The recent 16 kHz samples of a stream, addressed by absolute sample index; zeros before 0 and after
-    :meth:`close`.  :meth:`scaled` reads them scaled by ``gain``: a fixed factor, or with ``"peak"`` by
+    """The recent 16 kHz samples of a stream, addressed by absolute sample index; zeros before 0 and after the last
+    sample received.  :meth:`scaled` reads them scaled by ``gain``: a fixed factor, or with ``"peak"`` by
     ``1 / peak`` of every sample up to the end of what is read (so the result depends on the audio alone, not on
     how it was cut into blocks)."""
 
@@ -111,7 +111,6 @@ class SampleBuffer:
         self.parts: list[np.ndarray] = []
         self.start = 0  # absolute index of the first sample kept
         self.n = 0  # samples received so far
-        self.closed = False
         self.gain_mode = check_gain(gain)
         self.peak, self.peak_to = 0.0, 0  # the peak of the samples [0, peak_to)
 
@@ -119,10 +118,6 @@ class SampleBuffer:
         if len(samples):
             self.parts.append(np.asarray(samples, np.float32))
             self.n += len(samples)
-
-    def close(self) -> None:
-        """No more samples: everything after the last one reads as zeros."""
-        self.closed = True
 
     def read(self, a: int, b: int) -> np.ndarray:
         """Samples ``[a, b)`` (zeros outside what was received; ``a`` not before what :meth:`drop_before` kept)."""
@@ -213,7 +208,6 @@ class LookaheadFrames:
 
     def finish(self) -> list[dict[str, np.ndarray]]:
         """The chunks of every frame not yet committed (``frames_for_samples`` of the whole stream in all)."""
-        self.buffer.close()
         total = frames_for_samples(self.buffer.n)
         chunks = []
         while self.committed < total:

@@ -9,7 +9,8 @@ forward half and starts with zeros where the backward direction came in.  The st
 shipped model with its backward directions silenced, and fine-tuning (``training.train`` with ``--init-model``)
 teaches it to do without them.
 
-    python -m piano_transcription.training.causal SOURCE.keras OUT.keras [--config small_causal]
+    python -m piano_transcription.training.causal init SOURCE.keras OUT.keras [--config small_causal]
+    python -m piano_transcription.training.causal thresholds MODEL.keras PREPARED_DIR   # onset threshold, rendered split
 """
 
 from __future__ import annotations
@@ -68,17 +69,45 @@ def causal_from_bidirectional(source, config="small_causal"):
     return model
 
 
+def choose_onset_threshold(model, prepared_dir, split: str = "validation", frame_threshold: float = 0.3,
+                           grid=(0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)) -> tuple[float, dict[float, float]]:
+    """The global onset threshold of ``grid`` with the best mean note F1 on a prepared (rendered) split, and the F1
+    of each: a causal model is less sure of its onsets than the bidirectional one it came from."""
+    from .evaluate import piece_metrics, predict_split
+
+    examples = list(predict_split(model, prepared_dir, split, progress=False))
+    scores = {t: float(np.mean([piece_metrics(ex["rolls"], ex["ref_notes"], ex["ref_frames"], t,
+                                              frame_threshold)["note_f1"] for ex in examples])) for t in grid}
+    return max(scores, key=scores.get), scores
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m piano_transcription.training.causal", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", help="bidirectional .keras model (the shipped default)")
-    p.add_argument("output", help="the causal starting model (.keras)")
-    p.add_argument("--config", default="small_causal")
+    sub = p.add_subparsers(dest="command", required=True)
+    init = sub.add_parser("init", help="the causal starting model from a bidirectional one")
+    init.add_argument("source", help="bidirectional .keras model (the shipped default)")
+    init.add_argument("output", help="the causal starting model (.keras)")
+    init.add_argument("--config", default="small_causal")
+    th = sub.add_parser("thresholds", help="choose the global onset threshold on a prepared split and write "
+                                           "MODEL.thresholds.json (frame 0.3, offset 0.5: the shipped model's)")
+    th.add_argument("model")
+    th.add_argument("prepared_dir")
+    th.add_argument("--split", default="validation")
     a = p.parse_args(argv)
-    from ..model import save_model
+    from ..model import load_model, save_model
 
-    save_model(causal_from_bidirectional(a.source, a.config), a.output)
-    print(f"wrote {a.output}")
+    if a.command == "init":
+        save_model(causal_from_bidirectional(a.source, a.config), a.output)
+        print(f"wrote {a.output}")
+        return
+    from ..io import write_json
+    from ..predictor import thresholds_path
+
+    best, scores = choose_onset_threshold(load_model(a.model), a.prepared_dir, a.split)
+    print("note F1 by onset threshold: " + ", ".join(f"{t}: {f:.3f}" for t, f in scores.items()))
+    write_json(thresholds_path(a.model), {"onset": [best] * 88, "frame": [0.3] * 88, "offset": 0.5})
+    print(f"onset threshold {best} -> {thresholds_path(a.model)}")
 
 
 if __name__ == "__main__":
