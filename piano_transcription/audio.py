@@ -7,6 +7,7 @@ as Magenta does.  ``log_mel`` computes the network input ``[frames, 229]``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
@@ -516,8 +517,27 @@ def log_mel(samples: np.ndarray, center: bool = True) -> np.ndarray:
     frames = np.lib.stride_tricks.sliding_window_view(samples, N_FFT)[::HOP_LENGTH]
     spectrum = scipy.fft.rfft(frames * window, axis=1)  # [frames, 1025] complex64
     power = spectrum.real ** 2 + spectrum.imag ** 2
-    db = 10.0 * np.log10(np.maximum(AMIN, (filters @ power.T).T))
+    with _one_blas_thread():
+        mel = filters @ power.T
+    db = 10.0 * np.log10(np.maximum(AMIN, mel.T))
     return np.maximum(db, db.max() - TOP_DB).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return None
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    """The filterbank product on one BLAS thread.  OpenBLAS's other threads, once woken, spin for a while after
+    the product and take a core from the FFT that follows: on the 2-core CPU, preparing 8 pieces of 240 s took
+    5.4 s with two BLAS threads and 2.8 s with one (the product itself: 42 against 31 ms per 240 s)."""
+    controller = _blas_controller()
+    return controller.limit(limits=1, user_api="blas") if controller is not None else contextlib.nullcontext()
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sr: int = SAMPLE_RATE) -> None:
