@@ -181,6 +181,8 @@ def _take(a, audio_backend, midi_port, stdout) -> int:
         source = DeviceSource(a.device, a.rate, a.channels, a.block, backend=audio_backend, stop=stop)
     transcriber = LiveTranscriber(a.model, source.sample_rate, a.mode, a.window, a.hop, a.lookahead,
                                   onset_threshold=a.onset_threshold, frame_threshold=a.frame_threshold)
+    if not a.input or a.realtime:  # trace the model once before the audio starts, so that the first notes are not late
+        warm_up(transcriber)
     if not a.quiet:
         sinks.append(TerminalSink(stdout))
     recorder = WavRecorder(a.record, source.sample_rate, source.channels) if a.record else None
@@ -204,6 +206,21 @@ def _take(a, audio_backend, midi_port, stdout) -> int:
         write_take_midi(a.output, result.notes, Path(a.input).name if a.input else source.name)
         print(f"wrote {a.output} ({len(result.notes)} notes)", file=sys.stderr)
     return 0
+
+
+def warm_up(transcriber) -> None:
+    """Run a second of silence through a transcriber that shares ``transcriber``'s model (its traced functions and
+    interpreter), leaving ``transcriber`` itself untouched."""
+    import numpy as np
+
+    from .transcriber import LiveTranscriber
+
+    frames = transcriber.frames
+    twin = LiveTranscriber(transcriber.predictor, 16000, transcriber.mode, getattr(frames, "window", None),
+                           getattr(frames, "hop", HOP_FRAMES), getattr(frames, "lookahead", LOOKAHEAD_FRAMES),
+                           block=getattr(frames, "block", None))
+    twin.push(np.zeros(16000, np.float32))
+    twin.finish()
 
 
 def _on_interrupt(stop: threading.Event):
