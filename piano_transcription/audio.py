@@ -149,12 +149,12 @@ def wav_unannounced_bytes(path: Path) -> int:
     return 0 if cid.isascii() and cid.isalnum() or cid in (b"LIST", b"id3 ", b"ID3 ") else extra
 
 
-def wav_announced_frames(path: Path, channels: int) -> int:
+def wav_announced_frames(path: Path, channels: int, subtype: str) -> int:
     """Frames a PCM WAV header announces (libsndfile reports what the file holds), else 0 (unknown or not WAV)."""
     found = wav_data_chunk(path)
     if found is None or found[1] in UNKNOWN_WAV_SIZES:
         return 0
-    return found[1] // (channels * _wav_sample_bytes(path))
+    return found[1] // (channels * wav_sample_bytes(subtype))
 
 
 def ogg_ends_cleanly(path: Path) -> bool:
@@ -180,6 +180,12 @@ def ogg_ends_cleanly(path: Path) -> bool:
 def check_audio_file(path: str | os.PathLike) -> Path:
     """The path of a file that exists, can be read and holds audio libsndfile can open, else AudioError with
     the true reason (no such file, a symlink loop, a folder, permission denied, empty, not audio)."""
+    return audio_file_info(path)[0]
+
+
+def audio_file_info(path: str | os.PathLike, decoder_line=None):
+    """``(path, soundfile info)`` of a file :func:`check_audio_file` accepts; ``decoder_line`` sees mpg123's
+    lines while it opens (default: dropped)."""
     path = Path(os.fsdecode(path))
     try:
         with open(path, "rb") as f:
@@ -193,13 +199,13 @@ def check_audio_file(path: str | os.PathLike) -> Path:
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: the file is empty (0 bytes)")
     try:
-        with filtered_stderr(_decoder_note):
-            sf.info(str(path))
+        with filtered_stderr(decoder_line or _decoder_note):
+            info = sf.info(str(path))
     except Exception as exc:  # noqa: BLE001 - libsndfile raises several types for bad files
         kind = "" if path.suffix.lower() in AUDIO_EXTENSIONS else \
             f"; not an audio file? (supported: {', '.join(AUDIO_EXTENSIONS)})"
         raise AudioError(f"{path}: cannot decode audio ({exc}){kind}") from exc
-    return path
+    return path, info
 
 
 def _decoder_note(line: str) -> bool:
@@ -276,12 +282,11 @@ class AudioSource:
         if isinstance(audio, bytes):
             audio = os.fsdecode(audio)
         if isinstance(audio, (str, os.PathLike)):
-            self.path = check_audio_file(audio)
+            self.path, info = audio_file_info(audio, self._decoder_line)
             self.source = source or str(self.path)
-            with filtered_stderr(self._decoder_line):
-                info = sf.info(str(self.path))
             self.sr, self.channels = int(info.samplerate), int(info.channels)
-            declared = wav_announced_frames(self.path, self.channels) or int(info.frames)
+            self.subtype = str(info.subtype)
+            declared = wav_announced_frames(self.path, self.channels, self.subtype) or int(info.frames)
         else:
             self.source = source or "samples"
             if sample_rate is None:
@@ -399,7 +404,7 @@ class AudioSource:
             extra = wav_unannounced_bytes(self.path)
             if not extra:
                 return
-            block = self.channels * _wav_sample_bytes(self.path)
+            block = self.channels * wav_sample_bytes(self.subtype)
             message = (f"{said} the file holds about {(declared + extra // block) / self.sr:.1f} s of audio "
                        f"(a header not updated when the recording ended?); only {n / self.sr:.1f} s transcribed")
         warnings.warn(message, AudioWarning, stacklevel=4)
@@ -440,9 +445,8 @@ class AudioSource:
         return np.concatenate(list(self.blocks())) if self.n_samples else np.zeros(0, np.float32)
 
 
-def _wav_sample_bytes(path: Path) -> int:
-    """Bytes per sample of a PCM WAV (its subtype), 2 when unknown."""
-    subtype = sf.info(str(path)).subtype
+def wav_sample_bytes(subtype: str) -> int:
+    """Bytes per sample of a PCM WAV subtype (libsndfile's name), 2 when unknown."""
     return {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
             "ULAW": 1, "ALAW": 1}.get(subtype, 2)
 

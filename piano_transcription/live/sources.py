@@ -82,7 +82,27 @@ def find_input_device(sd, device: str | int | None = None) -> tuple[int, dict]:
     raise LiveError(f"{what} {text!r}; input devices: {describe_devices(match or devices)}")
 
 
-class DeviceSource:
+class _Source:
+    """What both sources share: iterating starts :meth:`_blocks`; :meth:`close` stops it and the capture."""
+
+    stop: threading.Event
+    _iter: Iterator | None = None
+
+    def _blocks(self) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        self._iter = self._blocks()
+        return self._iter
+
+    def close(self) -> None:
+        """Stop capturing (what a device captured stays for ``drain``)."""
+        self.stop.set()
+        if self._iter is not None:
+            self._iter.close()
+
+
+class DeviceSource(_Source):
     """Blocks from an audio input device.  ``device``: see :func:`find_input_device`; ``sample_rate``: the
     device's default unless given (any rate: the transcriber resamples).  ``backend``: the sounddevice module
     unless given -- anything with its ``query_devices()``, ``default.device`` and ``InputStream`` (tests pass a
@@ -106,7 +126,6 @@ class DeviceSource:
         self.ended: str | None = None  # why the device ended the take, if it did
         self._lock = threading.Lock()
         self._stream = None
-        self._iter: Iterator | None = None
 
     def _callback(self, indata, frames, time_info, status) -> None:
         """PortAudio's thread: queue a copy of the block (or count it dropped)."""
@@ -156,16 +175,6 @@ class DeviceSource:
                     continue
                 yield from self._out(gap, block, self.channels)
 
-    def __iter__(self) -> Iterator[np.ndarray]:
-        self._iter = self._blocks()
-        return self._iter
-
-    def close(self) -> None:
-        """Stop capturing (the stream is closed; what it captured stays for :meth:`drain`)."""
-        self.stop.set()
-        if self._iter is not None:
-            self._iter.close()
-
     def drain(self) -> Iterator[np.ndarray]:
         """The blocks captured but not yet taken (after :meth:`close`), and the zeros of a trailing gap."""
         for gap, block in self._items():
@@ -176,7 +185,7 @@ class DeviceSource:
             yield np.zeros((gap, self.channels), np.float32)
 
 
-class FileSource:
+class FileSource(_Source):
     """A recording as a device would deliver it: blocks of ``block_seconds`` at the file's own rate and channels,
     as fast as possible, or at real-time pace (``realtime``: each block when its last sample has been "played",
     on the wall clock; blocks more than ``max_backlog`` seconds late are dropped and counted, as a device drops
@@ -185,17 +194,13 @@ class FileSource:
     def __init__(self, path: str | os.PathLike, realtime: bool = False, block_seconds: float = FILE_BLOCK_SECONDS,
                  max_backlog: float = MAX_BACKLOG_SECONDS, stop: threading.Event | None = None,
                  clock=time.monotonic, sleep=time.sleep):
-        import soundfile as sf
+        from ..audio import AudioError, audio_file_info
 
         path = os.fspath(path)
-        if not os.path.exists(path):
-            raise LiveError(f"{path}: no such file")
-        if os.path.isdir(path):
-            raise LiveError(f"{path}: is a folder, not an audio file")
         try:
-            info = sf.info(path)
-        except Exception as exc:  # noqa: BLE001 - libsndfile raises several types for bad files
-            raise LiveError(f"{path}: cannot decode audio ({exc})") from None
+            info = audio_file_info(path)[1]  # the offline path's checks and reasons
+        except AudioError as exc:
+            raise LiveError(str(exc)) from None
         if info.frames == 0:
             raise LiveError(f"{path}: the audio is empty (0 samples)")
         self.path = self.name = path
@@ -205,7 +210,6 @@ class FileSource:
         self.stop = stop or threading.Event()
         self.clock, self.sleep = clock, sleep
         self.dropped_blocks = self.dropped_samples = self.overflows = 0
-        self._iter: Iterator | None = None
 
     def _blocks(self) -> Iterator[np.ndarray]:
         import soundfile as sf
@@ -226,15 +230,6 @@ class FileSource:
                         self.dropped_samples += len(block)
                         block = np.zeros_like(block)
                 yield block
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        self._iter = self._blocks()
-        return self._iter
-
-    def close(self) -> None:
-        self.stop.set()
-        if self._iter is not None:
-            self._iter.close()
 
     def drain(self) -> Iterator[np.ndarray]:
         """Nothing: a file's blocks are read when taken."""
