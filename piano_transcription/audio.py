@@ -352,11 +352,15 @@ class AudioSource:
             out = stream.resample_chunk(np.ascontiguousarray(mono)) if stream is not None else mono
             if stream is not None:
                 resampled_peak = max(resampled_peak, float(np.max(np.abs(out))) if len(out) else 0.0)
-            kept = None if kept is None or n * self.target_sr / self.sr > limit else kept + [out]
+            if kept is not None and n * self.target_sr / self.sr > limit:
+                kept = None  # too long to keep: the second pass streams
+            if kept is not None:
+                kept.append(out)
         if stream is not None:
             out = stream.resample_chunk(np.zeros(0, np.float32), last=True)
             resampled_peak = max(resampled_peak, float(np.max(np.abs(out))) if len(out) else 0.0)
-            kept = None if kept is None else kept + [out]
+            if kept is not None:
+                kept.append(out)
         if n == 0:
             raise AudioError(f"{self.source}: the audio is empty (0 samples)")
         if n / self.sr < MIN_SECONDS:
