@@ -4,6 +4,18 @@ Every function takes mono float32 samples at 16 kHz and a ``numpy.random.Generat
 (convolution with measured impulse responses, ``../shared/data/impulse_responses`` from OpenAIR) or
 simulated (an exponentially decaying noise tail); microphone colour and dynamics use Spotify's
 pedalboard (shelving and peak filters, high-pass, compressor).
+
+The *levers* (:data:`LEVERS`, issue 25: each switched on alone in a corpus and measured on real recordings by a
+short fine-tune) change one property of the training audio at a time, each from its own random stream so that the
+rest of the chain draws exactly what it draws without the lever:
+
+* ``detune``: the whole excerpt (any source, MAPS's recordings included) shifted by up to +-30 cents by
+  resampling with soxr, the label times scaled with it (:func:`detune_audio`, :func:`detune_notes`);
+* ``rooms``: a measured room at full length on (nearly) every excerpt, a random wet/dry mix from dry to fully
+  reverberant, the level kept (:func:`room`);
+* ``dynamics``: soft playing played softer (a velocity curve that widens the dynamic range of the rendered
+  sources, :func:`velocity_curve`) and quiet recordings (a level of -45..-10 dBFS over a steady noise floor,
+  then 16-bit samples: :func:`quiet_recording`).
 """
 
 from __future__ import annotations
@@ -16,7 +28,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..constants import SAMPLE_RATE
+from ..constants import MAX_MIDI_PITCH, MIN_MIDI_PITCH, SAMPLE_RATE
+
+LEVERS = ("detune", "rooms", "dynamics")
+DETUNE_CENTS = 30.0  # the detune lever's range: +-30 cents
+VELOCITY_GAMMA = (1.0, 1.8)  # the dynamics lever's velocity curve exponents
+QUIET_LEVEL_DB = (-45.0, -10.0)  # dBFS: the dynamics lever's recording levels
+NOISE_FLOOR_DB = (-100.0, -85.0)  # dBFS: the steady noise floor under a quiet recording
 
 
 def synthetic_impulse_response(rng: np.random.Generator, rt60: float, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -127,24 +145,120 @@ def microphone(x: np.ndarray, rng: np.random.Generator, sr: int = SAMPLE_RATE) -
     return Pedalboard(chain)(x[None, :].astype(np.float32), sr)[0]
 
 
+def pitch_ratio(cents: float) -> float:
+    """The frequency ratio of a shift of ``cents`` (100 cents = one semitone)."""
+    return float(2.0 ** (cents / 1200.0))
+
+
+def detune_audio(x: np.ndarray, cents: float, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """``x`` played ``cents`` higher (lower when negative) and as much faster (slower), as a tape played at
+    another speed: resampled with soxr to ``len(x) / ratio`` samples at the same rate.  Label times scale by
+    ``1 / ratio`` (:func:`detune_notes`)."""
+    import soxr
+
+    if cents == 0:
+        return np.asarray(x, np.float32)
+    return soxr.resample(np.asarray(x, np.float32), sr, sr / pitch_ratio(cents), quality="HQ").astype(np.float32)
+
+
+def detune_notes(notes: np.ndarray, cents: float) -> np.ndarray:
+    """The note table ``[n, 4]`` (start s, end s, MIDI pitch, velocity) of audio detuned by ``cents``
+    (:func:`detune_audio`): times divided by the pitch ratio, each pitch moved to the nearest key of its new
+    frequency.  Raises ValueError when that would move a note off the keyboard (MIDI 21-108)."""
+    out = np.array(notes, dtype=np.float64, copy=True).reshape(-1, 4)
+    out[:, :2] /= pitch_ratio(cents)
+    out[:, 2] += round(cents / 100.0)
+    off = (out[:, 2] < MIN_MIDI_PITCH) | (out[:, 2] > MAX_MIDI_PITCH)
+    if np.any(off):
+        raise ValueError(f"a detune of {cents:+.0f} cents moves {int(off.sum())} notes off the keyboard "
+                         f"(MIDI {MIN_MIDI_PITCH}-{MAX_MIDI_PITCH})")
+    return out
+
+
+def room(x: np.ndarray, ir: np.ndarray, wet: float) -> np.ndarray:
+    """``x`` in a measured room: its convolution with the whole impulse response ``ir`` (which may be longer
+    than ``x``; the output keeps ``len(x)`` samples), mixed ``wet`` (0: dry .. 1: only the room's sound) at equal
+    energy, and scaled back to the RMS level of ``x``.  Raises ValueError for a silent or non-finite ``ir``."""
+    from scipy.signal import oaconvolve
+
+    ir = np.asarray(ir, np.float64)
+    if ir.size == 0 or not np.all(np.isfinite(ir)) or not np.any(ir):
+        raise ValueError("the impulse response is silent (or empty, or not finite)")
+    if not 0.0 <= wet <= 1.0:
+        raise ValueError(f"the wet share must be within 0..1, got {wet}")
+    x = np.asarray(x, np.float64)
+    level = np.sqrt(np.mean(x ** 2)) if x.size else 0.0
+    if level == 0.0:
+        return x.astype(np.float32)
+    tail = oaconvolve(x, ir)[: len(x)]
+    tail *= level / (np.sqrt(np.mean(tail ** 2)) + 1e-12)
+    y = (1.0 - wet) * x + wet * tail
+    return (y * level / (np.sqrt(np.mean(y ** 2)) + 1e-12)).astype(np.float32)
+
+
+def velocity_curve(velocities: np.ndarray, gamma: float) -> np.ndarray:
+    """MIDI velocities through ``127 (v / 127) ** gamma`` (``gamma`` > 1 plays soft notes softer, loud ones
+    almost as loud: a wider dynamic range), rounded, within 1..127."""
+    v = np.clip(np.asarray(velocities, np.float64), 1, 127)
+    return np.clip(np.round(127.0 * (v / 127.0) ** gamma), 1, 127)
+
+
+def quiet_recording(x: np.ndarray, rng: np.random.Generator, level_db=QUIET_LEVEL_DB,
+                    floor_db=NOISE_FLOOR_DB) -> np.ndarray:
+    """``x`` recorded quietly: its peak at a random ``level_db`` (dBFS), a steady pink noise floor at
+    ``floor_db`` (RMS, dBFS) added, then rounded to 16-bit samples (so the quietest notes sink into the floor
+    and the quantisation when the file is normalised again)."""
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak == 0.0:
+        return np.asarray(x, np.float32)
+    y = x / peak * 10.0 ** (rng.uniform(*level_db) / 20.0)
+    noise = rng.standard_normal(len(y))
+    spec = np.fft.rfft(noise)
+    spec /= np.sqrt(np.maximum(np.arange(len(spec)), 1))
+    noise = np.fft.irfft(spec, n=len(y))
+    noise *= 10.0 ** (rng.uniform(*floor_db) / 20.0) / (np.sqrt(np.mean(noise ** 2)) + 1e-12)
+    return (np.round(np.clip(y + noise, -1.0, 1.0) * 32767.0) / 32767.0).astype(np.float32)
+
+
+def check_levers(levers) -> frozenset[str]:
+    """The lever names as a set; ValueError naming an unknown one."""
+    levers = frozenset(levers or ())
+    unknown = sorted(levers - set(LEVERS))
+    if unknown:
+        raise ValueError(f"unknown augmentation lever {', '.join(unknown)}; choose from {', '.join(LEVERS)}")
+    return levers
+
+
 def augment(x: np.ndarray, rng: np.random.Generator, impulse_responses: list[np.ndarray] | None = None,
-            strength: float = 1.0) -> np.ndarray:
+            strength: float = 1.0, levers=frozenset()) -> np.ndarray:
     """The training chain, each step with some probability (times ``strength``, 0..1): a room (real
     when ``impulse_responses`` are given, else simulated), a microphone, noise, then peak level 0.4..1
-    and sometimes a lossy codec."""
+    and sometimes a lossy codec.  Each step draws from its own stream spawned from ``rng``, so a lever
+    that replaces one step leaves every other step's draws as they were: ``rooms`` (a measured room at full
+    length on 90 % of excerpts, wet 0..1, the level kept: :func:`room`) and ``dynamics`` (then
+    :func:`quiet_recording` on 70 %)."""
+    room_rng, mic_rng, eq_rng, noise_rng, level_rng, codec_rng, lever_rng = rng.spawn(7)
+    levers = check_levers(levers)
     peak = np.max(np.abs(x)) + 1e-9
     x = x / peak
-    if impulse_responses and rng.random() < 0.6 * strength:
-        x = real_room(x, rng, impulse_responses)
-    elif rng.random() < 0.4 * strength:
-        x = reverb(x, rng)
-    if rng.random() < 0.7 * strength:
-        x = microphone(x, rng)
-    if rng.random() < 0.3 * strength:
-        x = random_eq(x, rng)
-    if rng.random() < 0.5 * strength:
-        x = add_noise(x, rng)
-    x = x / (np.max(np.abs(x)) + 1e-9) * rng.uniform(0.4, 1.0)
-    if rng.random() < 0.25 * strength:
+    if "rooms" in levers and impulse_responses:
+        if lever_rng.random() < 0.9 * strength:
+            x = room(x, impulse_responses[lever_rng.integers(len(impulse_responses))], float(lever_rng.uniform()))
+        elif lever_rng.random() < 0.5 * strength:
+            x = reverb(x, lever_rng)
+    elif impulse_responses and room_rng.random() < 0.6 * strength:
+        x = real_room(x, room_rng, impulse_responses)
+    elif room_rng.random() < 0.4 * strength:
+        x = reverb(x, room_rng)
+    if mic_rng.random() < 0.7 * strength:
+        x = microphone(x, mic_rng)
+    if eq_rng.random() < 0.3 * strength:
+        x = random_eq(x, eq_rng)
+    if noise_rng.random() < 0.5 * strength:
+        x = add_noise(x, noise_rng)
+    x = x / (np.max(np.abs(x)) + 1e-9) * level_rng.uniform(0.4, 1.0)
+    if "dynamics" in levers and lever_rng.random() < 0.7 * strength:
+        x = quiet_recording(x, lever_rng)
+    if codec_rng.random() < 0.25 * strength:
         x = codec_round_trip(x)
     return x.astype(np.float32)

@@ -43,12 +43,13 @@ from ..constants import HOP_LENGTH, SAMPLE_RATE, SEGMENT_FRAMES
 from ..engine import (EngineError, Item, Job, LocalEngine, add_engine_arguments, engine_from_args,
                       run_job)
 from ..io import write_json
-from ..midi import (END, START, MidiError, apply_sustain_pedal, last_event_time, notes_to_pretty_midi, pedal_intervals,
+from ..midi import (END, START, VELOCITY, MidiError, apply_sustain_pedal, last_event_time, notes_to_pretty_midi, pedal_intervals,
                     read_performance)
 from ..training.labels import key_rolls, notes_to_rolls, pedal_rolls
 from ..training.maestro import SHARD_VERSION, Example, save_shard
 from ..training.recordings import labelled_recordings, read_tsv_notes
-from .augment import augment, load_impulse_responses
+from .augment import (DETUNE_CENTS, LEVERS, VELOCITY_GAMMA, augment, check_levers, detune_audio, detune_notes,
+                      load_impulse_responses, pitch_ratio, velocity_curve)
 
 EXCERPT_SECONDS = (SEGMENT_FRAMES - 1) * HOP_LENGTH / SAMPLE_RATE  # 20.0 s
 CONTEXT_FRAMES = 96  # 3.072 s rendered before the excerpt, so earlier notes ring into it
@@ -57,6 +58,7 @@ FLUIDSYNTH_RENDERERS = ("fluidr3", "timgm6mb")
 DEFAULT_MIX = {"maps": 0.4, "sfz": 0.45, "fluidsynth": 0.15, "salamander": 0.0}
 HELDOUT_SOUNDFONTS = ("/usr/share/sounds/sf3/MuseScore_General.sf3", "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3")
 MAX_LABEL_OVERRUN = 2.0  # s: a note table may end at most this much after its audio
+LEVER_STREAM = 25  # the second word of the levers' random seed per shard (the first: the shard's seed)
 
 _WORKER: dict = {}  # per worker process: loaded instruments and impulse responses
 
@@ -120,21 +122,32 @@ def excerpt_performance(keys: np.ndarray, pedal_events, t0: float, t1: float):
 
 
 def performance_excerpt(keys: np.ndarray, pedal_events, start: float, renderer: str, rng, sampler_cache=None,
-                        impulse_responses=None) -> Example:
+                        impulse_responses=None, levers=frozenset(), lever_rng=None) -> Example:
     """One 20 s training example of a MIDI performance from ``start`` s, rendered with ``renderer`` (an
-    ``.sfz`` path: sfizz plays keys and pedal; else a SoundFont / sampler name, pedal applied to the notes)."""
+    ``.sfz`` path: sfizz plays keys and pedal; else a SoundFont / sampler name, pedal applied to the notes).
+    ``levers`` (:data:`~.augment.LEVERS`, drawn from ``lever_rng``): ``detune`` renders ``ratio`` times more
+    of the performance and resamples it (labels scaled to match), ``dynamics`` plays it through a velocity curve
+    (the labels keep the performance's velocities); both and ``rooms`` also act in :func:`~.augment.augment`."""
+    levers = check_levers(levers)
+    cents, gamma = _excerpt_levers(levers, lever_rng)
+    ratio = pitch_ratio(cents)
     context = CONTEXT_FRAMES * HOP_LENGTH / SAMPLE_RATE
     t0 = start - context
     total = context + EXCERPT_SECONDS
-    sel, events, intervals = excerpt_performance(keys, pedal_events, t0, start + EXCERPT_SECONDS)
-    sounding = apply_sustain_pedal(sel, intervals)
+    sel, events, intervals = excerpt_performance(keys, pedal_events, t0, t0 + total * ratio)
+    played = sel.copy()
+    played[:, VELOCITY] = velocity_curve(sel[:, VELOCITY], gamma)
     if renderer.endswith(".sfz"):
-        audio = _sfz(renderer).render(sel, events, total + 0.5)
+        audio = _sfz(renderer).render(played, events, total * ratio + 0.5)
     else:
-        audio = render_notes(sounding, total + 0.5, renderer, rng, sampler_cache, rng.normal(0, 8))
-    audio = augment(audio, rng, impulse_responses)
+        audio = render_notes(apply_sustain_pedal(played, intervals), total * ratio + 0.5, renderer, rng,
+                             sampler_cache, rng.normal(0, 8))
+    audio = augment(detune_audio(audio, cents), rng, impulse_responses, levers=levers)
+    sel, intervals = detune_notes(sel, cents), np.asarray(intervals, np.float64).reshape(-1, 2) / ratio
+    sounding = apply_sustain_pedal(sel, intervals)
     c0 = CONTEXT_FRAMES * HOP_LENGTH
     seg = audio[c0: c0 + int(EXCERPT_SECONDS * SAMPLE_RATE)]
+    seg = np.pad(seg, (0, int(EXCERPT_SECONDS * SAMPLE_RATE) - len(seg)))
     n = CONTEXT_FRAMES + SEGMENT_FRAMES
     rolls = notes_to_rolls(sounding, n_frames=n).slice(CONTEXT_FRAMES, n)
     pedal = pedal_rolls(intervals, n)[CONTEXT_FRAMES:]
@@ -142,18 +155,32 @@ def performance_excerpt(keys: np.ndarray, pedal_events, start: float, renderer: 
     return Example(log_mel(normalize(seg)), rolls, SEGMENT_FRAMES, pedal, held)
 
 
-def recording_excerpt(samples: np.ndarray, notes: np.ndarray, start: float, rng, impulse_responses=None) -> Example:
+def _excerpt_levers(levers: frozenset, lever_rng) -> tuple[float, float]:
+    """The detune (cents) and velocity-curve exponent of one excerpt: 0 and 1 where the lever is off."""
+    cents = float(lever_rng.uniform(-DETUNE_CENTS, DETUNE_CENTS)) if "detune" in levers else 0.0
+    gamma = float(lever_rng.uniform(*VELOCITY_GAMMA)) if "dynamics" in levers else 1.0
+    return cents, gamma
+
+
+def recording_excerpt(samples: np.ndarray, notes: np.ndarray, start: float, rng, impulse_responses=None,
+                      levers=frozenset(), lever_rng=None) -> Example:
     """One 20 s training example of a labelled recording from ``start`` s (no pedal or key labels: the
-    note tables' offsets already include the pedal)."""
+    note tables' offsets already include the pedal).  With the ``detune`` lever ``ratio`` times more of the
+    recording is read and resampled, its note times scaled to match."""
+    levers = check_levers(levers)
+    cents, _ = _excerpt_levers(levers, lever_rng)
+    ratio = pitch_ratio(cents)
     context = CONTEXT_FRAMES * HOP_LENGTH / SAMPLE_RATE
     t0 = max(start - context, 0.0)
-    c0 = int(round((start - t0) * SAMPLE_RATE))
-    chunk = samples[int(round(t0 * SAMPLE_RATE)): int(round((start + EXCERPT_SECONDS + 0.5) * SAMPLE_RATE))]
-    chunk = augment(chunk, rng, impulse_responses)
+    c0 = int(round((start - t0) / ratio * SAMPLE_RATE))
+    chunk = samples[int(round(t0 * SAMPLE_RATE)):
+                    int(round((start + (EXCERPT_SECONDS + 0.5) * ratio) * SAMPLE_RATE))]
+    chunk = augment(detune_audio(chunk, cents), rng, impulse_responses, levers=levers)
     seg = chunk[c0: c0 + int(EXCERPT_SECONDS * SAMPLE_RATE)]
     seg = np.pad(seg, (0, int(EXCERPT_SECONDS * SAMPLE_RATE) - len(seg)))
-    sel = notes[(notes[:, END] > start) & (notes[:, START] < start + EXCERPT_SECONDS)].copy()
+    sel = notes[(notes[:, END] > start) & (notes[:, START] < start + EXCERPT_SECONDS * ratio)].copy()
     sel[:, START:END + 1] -= start
+    sel = detune_notes(sel, cents)
     # notes begun before the excerpt stay as frames without an onset: move their start before frame 0
     f = CONTEXT_FRAMES
     sel[:, START] = np.where(sel[:, START] < 0, -f * HOP_LENGTH / SAMPLE_RATE + 1e-6, sel[:, START])
@@ -166,17 +193,20 @@ def recording_excerpt(samples: np.ndarray, notes: np.ndarray, start: float, rng,
 def _make_shard(job: dict) -> dict:
     """Render one shard (worker process); ``job`` names its source, excerpt starts and renderers."""
     rng = np.random.default_rng(job["seed"])
+    lever_rng = np.random.default_rng([job["seed"], LEVER_STREAM])  # the levers' draws leave rng's alone
+    levers = frozenset(job.get("levers") or ())
     irs = _impulse_responses(job.get("impulse_responses"))
     examples = []
     if job["source"] == "maps":
         samples = load_audio(job["path"])
         notes = read_tsv_notes(job["labels"])
         for start in job["starts"]:
-            examples.append(recording_excerpt(samples, notes, start, rng, irs))
+            examples.append(recording_excerpt(samples, notes, start, rng, irs, levers, lever_rng))
     else:
         keys, pedal = read_performance(job["path"])
         for start, renderer in zip(job["starts"], job["renderers"]):
-            examples.append(performance_excerpt(keys, pedal, start, renderer, rng, job.get("sampler_cache"), irs))
+            examples.append(performance_excerpt(keys, pedal, start, renderer, rng, job.get("sampler_cache"), irs,
+                                                levers, lever_rng))
     save_shard(job["shard"], examples)
     return {"segments": len(examples), "frames": SEGMENT_FRAMES * len(examples), "source": job["source"],
             "input": job["path"], "renderers": job.get("renderers")}
@@ -244,9 +274,10 @@ def _recording_lengths(folder, problems: list[str]) -> dict:
 
 def plan_jobs(splits: dict, out_dir: Path, counts: dict[str, int], mix: dict[str, float], instruments: list[str],
               per_shard: int, seed: int, problems: list[str], impulse_responses: str | None = None,
-              sampler_cache=None) -> list[tuple[str, str, dict]]:
+              sampler_cache=None, levers=frozenset()) -> list[tuple[str, str, dict]]:
     """The shards to render: ``(split, shard id, job)``; deterministic for a seed (resuming rebuilds the
-    same plan).  ``splits[split]`` holds ``{"midi": [paths], "maps": folder or None}``."""
+    same plan, and the same plan whatever the ``levers``, which act on the training split only).
+    ``splits[split]`` holds ``{"midi": [paths], "maps": folder or None}``."""
     rng = np.random.default_rng(seed)
     fluid = [r for r in FLUIDSYNTH_RENDERERS]
     jobs = []
@@ -275,7 +306,8 @@ def plan_jobs(splits: dict, out_dir: Path, counts: dict[str, int], mix: dict[str
                 starts = sorted(rng.uniform(0, length - EXCERPT_SECONDS, per_shard).tolist())
                 sid = f"{split}_{k:05d}"
                 job = dict(source=source, starts=starts, seed=int(rng.integers(1 << 31)),
-                           shard=str(out_dir / split / f"{sid}.npz"), impulse_responses=impulse_responses)
+                           shard=str(out_dir / split / f"{sid}.npz"), impulse_responses=impulse_responses,
+                           levers=sorted(levers) if split == "train" else [])
                 if source == "maps":
                     job.update(path=str(item.audio), labels=str(item.labels))
                 else:
@@ -290,12 +322,12 @@ def plan_jobs(splits: dict, out_dir: Path, counts: dict[str, int], mix: dict[str
 def build_corpus(splits: dict, out_dir: str | os.PathLike, counts: dict[str, int], mix: dict[str, float] | None = None,
                  instruments: list[str] | None = None, impulse_responses: str | os.PathLike | None = None,
                  per_shard: int = 8, workers: int = 2, seed: int = 0, sampler_cache=None,
-                 progress: bool = True, engine=None) -> dict:
+                 progress: bool = True, engine=None, levers=()) -> dict:
     """Render ``counts[split]`` excerpts per split into shards + ``manifest.json``; return the manifest.
 
     ``splits[split]``: ``{"midi": [MIDI paths], "maps": folder of labelled recordings or None}``;
     ``mix``: the share of each source (:data:`DEFAULT_MIX`); ``instruments``: ``.sfz`` files for the
-    ``sfz`` source.  The ``corpus`` job of :mod:`piano_transcription.engine`, on ``engine`` (default: ``workers``
+    ``sfz`` source; ``levers``: augmentation levers of the training split (:data:`~.augment.LEVERS`).  The ``corpus`` job of :mod:`piano_transcription.engine`, on ``engine`` (default: ``workers``
     local processes): a re-run keeps the shards that are up to date (same plan, same inputs).  Inputs that fail
     are named on stderr, skipped, and listed under ``problems`` in the manifest (shards that fail also in
     ``.corpus.failures.json``).
@@ -320,7 +352,7 @@ def build_corpus(splits: dict, out_dir: str | os.PathLike, counts: dict[str, int
             load_impulse_responses(impulse_responses)
         problems += [str(w.message) for w in caught]
     job = corpus_job(splits, out_dir, counts, mix or DEFAULT_MIX, usable_instruments, per_shard, seed, problems,
-                     str(impulse_responses) if impulse_responses else None, sampler_cache)
+                     str(impulse_responses) if impulse_responses else None, sampler_cache, check_levers(levers))
     for item in job.items:
         manifest["splits"].setdefault(item.params["split"], {})
     for msg in problems:
@@ -358,19 +390,20 @@ def build_corpus(splits: dict, out_dir: str | os.PathLike, counts: dict[str, int
 
 def corpus_job(splits: dict, out_dir: Path, counts: dict[str, int], mix: dict[str, float], instruments: list[str],
                per_shard: int, seed: int, problems: list[str], impulse_responses: str | None = None,
-               sampler_cache=None) -> Job:
+               sampler_cache=None, levers=frozenset()) -> Job:
     """The ``corpus`` job of :mod:`piano_transcription.engine`: one item per shard of :func:`plan_jobs`, its
     inputs the performance (or recording and note table) and the instruments it is played with."""
     out_dir = Path(out_dir).absolute()  # workers may run elsewhere
     items = []
     for split, sid, shard in plan_jobs(splits, out_dir, counts, mix, instruments, per_shard, seed, problems,
-                                       impulse_responses, sampler_cache):
+                                       impulse_responses, sampler_cache, levers):
         inputs = [shard["path"]] + ([shard["labels"]] if "labels" in shard else [])
         inputs += sorted({r for r in shard.get("renderers") or () if r.endswith(".sfz")})
         items.append(Item(f"{split}/{sid}", (shard["shard"],), tuple(inputs),
                           {"split": split, "sid": sid, "job": shard}))
     # spawned, not forked: sfizz's loader threads do not survive a fork of a process that used it
-    return Job("corpus", corpus_item, items, out_dir, version={"shard": SHARD_VERSION}, spawn=True)
+    return Job("corpus", corpus_item, items, out_dir, version={"shard": SHARD_VERSION, "levers": sorted(levers)},
+               spawn=True)
 
 
 def corpus_item(item: Item) -> dict:
@@ -438,12 +471,15 @@ def main(argv=None, prog: str = "python -m piano_transcription.corpus") -> int:
                    help="measured: the impulse responses in DATA/impulse_responses and simulated rooms; "
                         "simulated: simulated rooms only")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--levers", default="", help="augmentation levers of the training split, comma-separated: "
+                   f"{', '.join(LEVERS)} (default: none; see piano_transcription.corpus.augment)")
     add_engine_arguments(p, local_workers=2)
     a = p.parse_args(argv)
     from .sfz import find_instruments
 
     try:
         mix = parse_mix(a.mix)
+        levers = check_levers(filter(None, (s.strip() for s in a.levers.split(","))))
         engine = engine_from_args(a, local_workers=2)
     except (ValueError, EngineError) as exc:
         p.error(str(exc))
@@ -461,7 +497,7 @@ def main(argv=None, prog: str = "python -m piano_transcription.corpus") -> int:
     rooms = root / "impulse_responses" if a.rooms == "measured" else None
     manifest = build_corpus(splits, a.out_dir, {"train": a.train, "validation": a.validation}, mix,
                             find_instruments(root / "pianos"), rooms, seed=a.seed, sampler_cache=cache,
-                            engine=engine)
+                            engine=engine, levers=levers)
     done = {s: len(v) for s, v in manifest["splits"].items()}
     print(f"corpus: {done} shards in {a.out_dir}; {len(manifest.get('problems', []))} problems")
     return 1 if manifest["failed"] else 0

@@ -13,6 +13,7 @@ import numpy as np
 from ..constants import N_KEYS, N_MELS, PEDAL_CHANNELS, SEGMENT_FRAMES
 from .maestro import load_shard, shard_paths
 
+AUGMENT_STREAM = 7  # the second word of the log-mel augmentation's random seed (the first: the input's seed)
 
 
 
@@ -35,13 +36,16 @@ def segment_targets(shard: dict, k: int, a: int, b: int, pedal: bool = False, ke
 
 
 def segment_generator(paths, shuffle: bool, seed: int, repeat: bool, pedal: bool = False, frames: int | None = None,
-                      keys: bool = False):
+                      keys: bool = False, mel_augment=None):
     """Yield ``(mel, targets)`` per segment from shard ``paths``; with ``pedal`` the targets include
     ``pedal`` ``[frames, 4]``: the three pedal channels and the example's label mask repeated per frame;
     with ``keys``, ``keys`` ``[frames, 89]``: the key-down labels and their mask.
     With ``frames`` shorter than the stored segments, each example is a random crop of that many frames
-    (within the segment's valid frames where it has enough)."""
+    (within the segment's valid frames where it has enough).  ``mel_augment(mel, rng)``: a change of each
+    example's log-mel (:func:`~.packed.mel_augmenter`), drawn from its own stream, so that the order and crops
+    stay those of a run without it."""
     rng = np.random.default_rng(seed)
+    augment_rng = np.random.default_rng([seed, AUGMENT_STREAM])
     while True:
         order = rng.permutation(len(paths)) if shuffle else np.arange(len(paths))
         for i in order:
@@ -51,16 +55,21 @@ def segment_generator(paths, shuffle: bool, seed: int, repeat: bool, pedal: bool
                 if frames is not None and frames < b:
                     a = int(rng.integers(max(int(shard["lengths"][k]) - frames, 0) + 1)) if shuffle else 0
                     b = a + frames
-                yield shard["mel"][k][a:b], segment_targets(shard, k, a, b, pedal, keys)
+                mel = shard["mel"][k][a:b]
+                yield (mel if mel_augment is None else mel_augment(mel, augment_rng),
+                       segment_targets(shard, k, a, b, pedal, keys))
         if not repeat:
             return
 
 
 def make_dataset(prepared_dir: str | os.PathLike, split: str = "train", batch_size: int = 4, shuffle: bool = True,
                  repeat: bool = True, shuffle_buffer: int = 256, seed: int = 0, frames: int = SEGMENT_FRAMES,
-                 pedal: bool = False, keys: bool = False):
+                 pedal: bool = False, keys: bool = False, mel_augment: str | None = None):
     """A ``tf.data.Dataset`` of ``(mel [B, frames, 229], {onset, offset, frame, velocity[, pedal][, keys]})``
-    batches."""
+    batches; ``mel_augment``: a log-mel augmentation by name (:data:`~.packed.MEL_AUGMENTS`), new every pass."""
+    from .packed import mel_augmenter
+
+    augmenter = mel_augmenter(mel_augment)
     from ..tf_env import quiet_tensorflow
 
     quiet_tensorflow()
@@ -78,7 +87,8 @@ def make_dataset(prepared_dir: str | os.PathLike, split: str = "train", batch_si
     if keys:
         signature[1]["keys"] = tf.TensorSpec((frames, N_KEYS + 1), tf.float32)
     crop = frames if frames != SEGMENT_FRAMES else None
-    ds = tf.data.Dataset.from_generator(lambda: segment_generator(paths, shuffle, seed, repeat, pedal, crop, keys),
+    ds = tf.data.Dataset.from_generator(lambda: segment_generator(paths, shuffle, seed, repeat, pedal, crop, keys,
+                                                                      augmenter),
                                         output_signature=signature)
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)

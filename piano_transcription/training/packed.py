@@ -118,24 +118,45 @@ def load_packed(packed_dir: str | os.PathLike, split: str) -> list[dict]:
         return list(pool.map(lambda e: unpack_shard((packed_dir / e["shard"]).read_bytes()), entries.values()))
 
 
-def augment_mel(mel: np.ndarray, rng: np.random.Generator, gain_db: float = 6.0, eq_db: float = 3.0,
-                noise_probability: float = 0.3) -> np.ndarray:
+def augment_mel(mel: np.ndarray, rng: np.random.Generator, gain_db: float | tuple[float, float] = 6.0,
+                eq_db: float = 3.0, noise_probability: float = 0.3) -> np.ndarray:
     """A random recording-chain change of each log-mel of ``[..., frames, bins]`` (dB): a gain within
-    ``+-gain_db``, a smooth EQ curve over the bins (three cosines of up to ``eq_db`` each), and with
-    ``noise_probability`` a steady noise floor 35-65 dB below the loudest bin, added in power; then librosa's
-    ``top_db`` floor again.  Vectorised over the leading axes (a batch costs one pass)."""
+    ``+-gain_db`` (or within ``gain_db = (low, high)``), a smooth EQ curve over the bins (three cosines of up to
+    ``eq_db`` each), and with ``noise_probability`` a steady noise floor 35-65 dB below the loudest bin, added in
+    power; then librosa's ``top_db`` floor again.  Vectorised over the leading axes (a batch costs one pass)."""
+    low, high = (-gain_db, gain_db) if np.isscalar(gain_db) else gain_db
     lead = mel.shape[:-2]
     x = np.linspace(0.0, np.pi, mel.shape[-1], dtype=np.float32)
     amps = rng.uniform(-eq_db, eq_db, lead + (3, 1, 1))
     phases = rng.uniform(0.0, np.pi, lead + (3, 1, 1))
     curve = (amps * np.cos(np.arange(1, 4).reshape(3, 1, 1) * x + phases)).sum(axis=-3)
-    out = (mel + rng.uniform(-gain_db, gain_db, lead + (1, 1)) + curve).astype(np.float32)
+    out = (mel + rng.uniform(low, high, lead + (1, 1)) + curve).astype(np.float32)
     peak = out.max(axis=(-2, -1), keepdims=True)
     noise = peak - rng.uniform(35.0, 65.0, lead + (1, 1)) + rng.uniform(-6.0, 6.0, lead + (1, 1)) * (x / np.pi - 0.5)
     noisy = np.broadcast_to(rng.random(lead + (1, 1)) < noise_probability, out.shape)
     out[noisy] = 10.0 * np.log10(10.0 ** (out[noisy] / 10.0)
                                  + 10.0 ** (np.broadcast_to(noise, out.shape)[noisy].astype(np.float32) / 10.0))
     return np.maximum(out, out.max(axis=(-2, -1), keepdims=True) - TOP_DB).astype(np.float32)
+
+
+MEL_AUGMENTS = {
+    # an excerpt quieter than the recording's peak, as most 20 s windows of a peak-normalised recording are (the
+    # real recordings' windows: 5-95 % of them peak 11-0 dB below their file's peak), where every training
+    # excerpt was normalised to its own peak
+    "gain": dict(gain_db=(-12.0, 0.0), eq_db=0.0, noise_probability=0.0),
+    "chain": dict(gain_db=6.0, eq_db=3.0, noise_probability=0.3),  # gain, EQ and noise floor (the packed trainer's)
+}
+
+
+def mel_augmenter(name: str | None):
+    """The training input pipeline's per-example log-mel change ``f(mel, rng)`` named ``name`` (a key of
+    :data:`MEL_AUGMENTS`), or None for none; ValueError for another name."""
+    if name is None:
+        return None
+    if name not in MEL_AUGMENTS:
+        raise ValueError(f"unknown log-mel augmentation {name!r}; choose from {', '.join(MEL_AUGMENTS)}")
+    options = MEL_AUGMENTS[name]
+    return lambda mel, rng: augment_mel(mel, rng, **options)
 
 
 def crop_batch(shards: list[dict], picks, frames: int, rng: np.random.Generator, random_crops: bool = True,

@@ -77,7 +77,7 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
           save_every: int = 100, learning_rate: float = LEARNING_RATE, seed: int = 0, mixed_precision: bool = False,
           validation_steps: int | None = None, init_model=None, verbose: int = 1, stop_after: int | None = None,
           keep_every: int | None = None, crop_seconds: float | None = None, cosine_decay: bool = False,
-          trainable: list[str] | None = None, threads: int | None = None):
+          trainable: list[str] | None = None, threads: int | None = None, mel_augment: str | None = None):
     """Train (or resume) a model on a prepared data set; return ``(model, history dict)``.
 
     ``steps`` is the total number of optimizer steps: a resumed run continues from the step and
@@ -88,7 +88,8 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
     ``trainable``: train only the layers whose names start with one of these prefixes (e.g. ``["keys"]``: a new
     head on a model whose other heads stay exactly as they were; frozen batch norms stay in inference mode).
     ``threads``: CPU threads TensorFlow may use (within and between ops; default: all), for a run in the background
-    of a shared machine.
+    of a shared machine.  ``mel_augment``: a log-mel augmentation of the training input (``gain`` or ``chain``,
+    :data:`~.packed.MEL_AUGMENTS`), new at every step.
     """
     from ..tf_env import distribution_strategy, quiet_tensorflow
 
@@ -136,14 +137,14 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
             (run_dir / "config.json").write_text(json.dumps(
                 dict(config=cfg.__dict__, steps=steps, batch_size=batch_size, learning_rate=learning_rate,
                      cosine_decay=cosine_decay, crop_seconds=crop_seconds, trainable=trainable,
-                     seed=seed, prepared_dir=str(prepared_dir), init_model=str(init_model) if init_model else None),
+                     seed=seed, mel_augment=mel_augment, prepared_dir=str(prepared_dir), init_model=str(init_model) if init_model else None),
                 indent=1))
     start_step = int(model.optimizer.iterations.numpy())
     batch_size *= strategy.num_replicas_in_sync
     pedal, keys = has_pedal(model), has_keys(model)
     frames = int(crop_seconds * FRAMES_PER_SECOND) + 1 if crop_seconds else SEGMENT_FRAMES
     train_ds = make_dataset(prepared_dir, "train", batch_size, shuffle=True, repeat=True, seed=seed + start_step,
-                            pedal=pedal, frames=frames, keys=keys)
+                            pedal=pedal, frames=frames, keys=keys, mel_augment=mel_augment)
     try:
         val_ds = make_dataset(prepared_dir, "validation", batch_size, shuffle=False, repeat=False, pedal=pedal,
                               keys=keys)
@@ -217,6 +218,9 @@ def main(argv=None, prog: str = "python -m piano_transcription.training.train") 
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="CPU threads TensorFlow may use (default: all)")
     p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs with tensor cores)")
+    p.add_argument("--mel-augment", choices=("gain", "chain"), default=None,
+                   help="change each training example's log-mel, new at every step: gain (an excerpt 0-12 dB below "
+                        "its recording's peak) or chain (gain, EQ and a noise floor); default none")
     a = p.parse_args(argv)
     from ..model import with_heads
 
@@ -224,7 +228,7 @@ def main(argv=None, prog: str = "python -m piano_transcription.training.train") 
     train(a.prepared_dir, a.run_dir, config, a.steps, a.batch_size, a.steps_per_epoch, a.save_every,
           a.learning_rate, a.seed, a.mixed_precision, a.validation_steps, a.init_model, verbose=2,
           keep_every=a.keep_every, crop_seconds=a.crop_seconds, cosine_decay=a.cosine_decay, trainable=a.trainable,
-          threads=a.threads)
+          threads=a.threads, mel_augment=a.mel_augment)
 
 
 if __name__ == "__main__":
