@@ -32,6 +32,8 @@ import tempfile
 import threading
 import time
 import warnings
+
+import numpy as np
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,7 +166,8 @@ def main() -> None:
             for k in range(a.files):
                 files.append(tmp / "audio" / f"take{k:03d}.flac")
                 files[-1].parent.mkdir(exist_ok=True)
-                sf.write(files[-1], audio[: int(a.seconds * sr)], sr)
+                reps = -(-int(a.seconds * sr) // len(audio))  # the demo (30 s) repeated to --seconds
+                sf.write(files[-1], np.concatenate([audio] * reps)[: int(a.seconds * sr)], sr)
             runs = [("direct", 1), ("local", 1), ("dask", 1), ("dask", 2)] + [("dask-kill", 2)] * a.kill
             t0 = time.perf_counter()
             model_digest(a.model)

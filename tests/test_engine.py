@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
+from piano_transcription import engine as engine_module
 from piano_transcription.assets import DEFAULT_TFLITE
 from piano_transcription.engine import DaskEngine, EngineError, LocalEngine, SlurmEngine, read_ledger, run_job
 from piano_transcription.training.maestro import load_shard, prepare_dataset, prepare_job, read_manifest
@@ -62,6 +63,23 @@ def test_prepare_on_dask_equals_local_and_reruns_skip(cluster, synthetic_maestro
     again = run_job(job, DaskEngine(address), progress=False)
     assert (again.items, again.skipped, again.done, again.failed) == (6, 6, 0, 0)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")} == stamps
+    # the workers that ran items (started by Dask's nanny with MALLOC_TRIM_THRESHOLD_) have glibc's thresholds back
+    _, client = cluster
+    state = client.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), engine_module._MALLOC_TUNED))
+    assert all(trim == "65536" for trim, _ in state.values()) and any(tuned for _, tuned in state.values())
+
+
+def test_malloc_thresholds_are_restored_only_where_they_were_set():
+    import subprocess
+    import sys
+
+    code = "from piano_transcription.engine import restore_malloc_thresholds as r; print(r(), r())"
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    dasky = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env={**env, "MALLOC_TRIM_THRESHOLD_": "65536"})
+    assert plain.stdout.split() == ["False", "False"], plain.stderr
+    assert dasky.stdout.split() == ["True", "False"], dasky.stderr  # once per process
 
 
 def test_changed_input_redoes_its_item_only(cluster, synthetic_maestro, tmp_path):
