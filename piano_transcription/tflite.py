@@ -245,8 +245,9 @@ class TFLiteModel:
     """A raw-audio TFLite model with the contract above (ours, or Magenta's file)."""
 
     frames = WINDOW_FRAMES  # frames per window (read from the file)
-    margin = 0  # frames of context dropped on each side of a window's centre: 64 for windows of more than 256
-    # frames (ours: read as the Keras path reads them), 0 for shorter ones (Magenta's: windows tile the recording)
+    margin = 0  # frames of context dropped on each side of a window's centre: MARGIN_FRAMES for windows of more
+    # than 4 margins (ours: read as the Keras path reads them), 0 for shorter ones (Magenta's: windows tile the
+    # recording; the live model's 96 frames)
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
         path = Path(path)

@@ -86,9 +86,10 @@ def test_cli_api_notebook_and_tflite_start_quietly(clip, tmp_path):
         import piano_transcription
         import tensorflow as tf                                  # as notebook 3 does
         from piano_transcription.cli import main
+        from piano_transcription.assets import DEFAULT_MODEL
         from piano_transcription.predictor import load_predictor
         from piano_transcription.transcribe import transcribe
-        transcribe({str(clip)!r}, load_predictor())              # the API, Keras
+        transcribe({str(clip)!r}, load_predictor(DEFAULT_MODEL))  # the API, Keras
         sys.exit(main([{str(tmp_path / "ピアノ曲.wav")!r}, {str(tmp_path / "cut.mp3")!r}, "--tflite",
                        {str(DEFAULT_TFLITE)!r}, "--plot", "-q", "-o", {str(tmp_path / "out")!r}]))
     """)

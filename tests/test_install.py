@@ -28,12 +28,14 @@ def test_wheel_carries_models_and_demo(wheel):
         assert f"piano_transcription/{f}" in names
 
 
-def test_full_install_finds_the_default_keras_model():
-    from piano_transcription.assets import DEFAULT_MODEL
+def test_full_install_runs_the_tflite_export_by_default_and_keras_on_request():
+    from piano_transcription.assets import DEFAULT_MODEL, DEFAULT_TFLITE
     from piano_transcription.predictor import load_predictor
 
     predictor = load_predictor()
-    assert predictor.backend == "keras" and predictor.path == DEFAULT_MODEL and DEFAULT_MODEL.exists()
+    assert predictor.backend == "tflite" and predictor.path == DEFAULT_TFLITE
+    keras = load_predictor(DEFAULT_MODEL)
+    assert keras.backend == "keras" and keras.path == DEFAULT_MODEL
 
 
 @pytest.mark.slow

@@ -82,12 +82,13 @@ def test_long_windows_give_the_keras_rolls(exported):
     """Our default export (626-frame windows, read overlapping as in the Keras path) gives the Keras model's
     rolls on a recording of several windows, the seams included."""
     from piano_transcription.audio import AudioSource
+    from piano_transcription.inference import MARGIN_FRAMES
     from piano_transcription.predictor import KerasPredictor, TFLitePredictor
     from piano_transcription.tflite import window_samples
 
     model, path, _ = exported
     lite = TFLitePredictor(path.with_name("long.tflite"))
-    assert tuple(lite.lite.input["shape"]) == (window_samples(626),) and lite.lite.margin == 64
+    assert tuple(lite.lite.input["shape"]) == (window_samples(626),) and lite.lite.margin == MARGIN_FRAMES
     x = np.random.default_rng(3).normal(0, 0.1, 16000 * 45).astype(np.float32)  # 45 s: 3 windows
     x *= np.repeat(np.random.default_rng(4).uniform(0.05, 1, 45), 16000)  # a level that changes each second
     ours = lite.predict(AudioSource(x, 16000))
