@@ -192,3 +192,25 @@ def test_diagnosis_counts_each_kind_of_error():
     total = add_up([d, d])
     assert total["false"]["octave"] == 2 and total["velocity"]["20-39"] == [2, 2]
     assert "octave 2" in format_diagnosis(total, "x")
+
+
+def test_diagnosis_tells_why_true_notes_were_missed():
+    from piano_transcription.midi import make_notes
+    from piano_transcription.training.diagnostics import add_up, diagnose, format_diagnosis, missed_note_kind
+
+    ref = make_notes([(1.0, 2.0, 30, 60), (3.0, 3.5, 40, 60), (5.0, 5.5, 60, 60), (7.0, 7.5, 64, 60),
+                      (9.0, 9.5, 90, 60), (11.0, 11.5, 25, 60)])
+    est = make_notes([(1.12, 2.0, 30, 60),   # 120 ms late: timing
+                      (2.5, 4.0, 40, 60),    # already sounding at 3.0: the re-strike was not heard (held)
+                      (5.01, 5.5, 72, 60),   # an octave up: octave
+                      (7.02, 7.5, 65, 60),   # a semitone up: semitone
+                      (11.03, 11.5, 25, 60)])  # matched, 30 ms late
+    d = diagnose(ref, est)
+    assert d["missed"]["21-42"] == {"timing": 1, "held": 1, "octave": 0, "semitone": 0, "none": 0}
+    assert d["missed"]["43-64"] == {"timing": 0, "held": 0, "octave": 1, "semitone": 1, "none": 0}
+    assert d["missed"]["87-108"]["none"] == 1 and missed_note_kind(est, ref[4]) == "none"
+    assert np.allclose(d["onset_errors"]["21-42"], [0.03])
+    total = add_up([d, d])
+    assert total["missed"]["21-42"]["timing"] == 2 and len(total["onset_errors"]["21-42"]) == 2
+    text = format_diagnosis(total, "x")
+    assert "21-42: timing 2, held 2" in text and "21-42 +30" in text
