@@ -7,14 +7,14 @@
 # with the same steps, learning rate and seed, then real_dev with --diagnose.  Each lever draws from its own random
 # streams, so the corpora hold the same pieces, places, renderers and other augmentation draws: one lever's effect
 # is one measured difference.  Resumable: finished corpora, runs and result files are kept.
-# Runs: baseline detune rooms dynamics gain chain (default: all).
+# Runs: baseline detune rooms dynamics bass gain chain (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data}
 EXCERPTS=${2:-240}
 STEPS=${3:-150}
 shift $(( $# < 3 ? $# : 3 ))
-RUNS=${*:-baseline detune rooms dynamics gain chain}
+RUNS=${*:-baseline detune rooms dynamics bass gain chain}
 PY=.venv/bin/python
 OUT=data/generated/levers
 MODELS=piano_transcription/models

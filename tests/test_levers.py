@@ -5,7 +5,7 @@ import pytest
 
 from piano_transcription.constants import FRAMES_PER_SECOND, SAMPLE_RATE
 from piano_transcription.corpus.augment import (augment, check_levers, detune_audio, detune_notes, pitch_ratio,
-                                                quiet_recording, room, velocity_curve)
+                                                quiet_recording, room, velocity_curve, weak_fundamentals)
 from piano_transcription.corpus.builder import _excerpt_levers, recording_excerpt
 from piano_transcription.training.dataset import segment_generator
 from piano_transcription.training.packed import mel_augmenter
@@ -67,6 +67,17 @@ def test_dynamics_lever_parts():
     assert 20 * np.log10(np.max(np.abs(y))) == pytest.approx(-40.0, abs=0.1)
     assert np.allclose(y * 32767, np.round(y * 32767), atol=1e-3)  # 16-bit samples
     assert np.array_equal(quiet_recording(np.zeros(50, np.float32), rng), np.zeros(50, np.float32))
+
+
+def test_bass_lever_weakens_fundamentals_not_harmonics():
+    t = np.arange(2 * SR) / SR
+    rms = lambda y: float(np.sqrt(np.mean(y[SR // 2:] ** 2)))  # noqa: E731 - after the filter has settled
+    for hz, low, high in ((40.0, 0.0, 0.25), (1000.0, 0.95, 1.01)):
+        x = np.sin(2 * np.pi * hz * t).astype(np.float32)
+        y = weak_fundamentals(x, np.random.default_rng(0), probability=1.0, cutoff_hz=(100.0, 100.0))
+        assert y.shape == x.shape and low <= rms(y) / rms(x) <= high
+    x = np.sin(2 * np.pi * 40.0 * t).astype(np.float32)
+    assert np.array_equal(weak_fundamentals(x, np.random.default_rng(0), probability=0.0), x)
 
 
 def test_levers_are_checked_and_leave_the_other_steps_alone():

@@ -15,7 +15,11 @@ rest of the chain draws exactly what it draws without the lever:
   reverberant, the level kept (:func:`room`);
 * ``dynamics``: soft playing played softer (a velocity curve that widens the dynamic range of the rendered
   sources, :func:`velocity_curve`) and quiet recordings (a level of -45..-10 dBFS over a steady noise floor,
-  then 16-bit samples: :func:`quiet_recording`).
+  then 16-bit samples: :func:`quiet_recording`);
+* ``bass``: weak fundamentals, as a distant microphone in a room hears a piano's low notes (a 12 dB/octave
+  high-pass at 50-150 Hz on 80 % of excerpts: :func:`weak_fundamentals`), so that a low note's pitch must come
+  from its harmonics.  Measured first: the real recordings' log-mel holds 13 dB less below 60 Hz (relative to
+  each 20 s window's loudest bin) than the sampled grands' renders (``scripts/levers.sh``'s notes).
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ import soundfile as sf
 
 from ..constants import MAX_MIDI_PITCH, MIN_MIDI_PITCH, SAMPLE_RATE
 
-LEVERS = ("detune", "rooms", "dynamics")
+LEVERS = ("detune", "rooms", "dynamics", "bass")
 DETUNE_CENTS = 30.0  # the detune lever's range: +-30 cents
 VELOCITY_GAMMA = (1.0, 1.8)  # the dynamics lever's velocity curve exponents
 QUIET_LEVEL_DB = (-45.0, -10.0)  # dBFS: the dynamics lever's recording levels
 NOISE_FLOOR_DB = (-100.0, -85.0)  # dBFS: the steady noise floor under a quiet recording
+BASS_CUTOFF_HZ = (50.0, 150.0)  # the bass lever's high-pass cut-offs
 
 
 def synthetic_impulse_response(rng: np.random.Generator, rt60: float, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -220,6 +225,18 @@ def quiet_recording(x: np.ndarray, rng: np.random.Generator, level_db=QUIET_LEVE
     return (np.round(np.clip(y + noise, -1.0, 1.0) * 32767.0) / 32767.0).astype(np.float32)
 
 
+def weak_fundamentals(x: np.ndarray, rng: np.random.Generator, probability: float = 0.8,
+                      cutoff_hz=BASS_CUTOFF_HZ, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """With ``probability``: ``x`` through a 12 dB/octave high-pass (two first-order pedalboard filters) at a random
+    cut-off in ``cutoff_hz``, which weakens the fundamentals of the lowest two octaves and leaves their harmonics."""
+    if rng.random() >= probability:
+        return np.asarray(x, np.float32)
+    from pedalboard import HighpassFilter, Pedalboard
+
+    cutoff = float(rng.uniform(*cutoff_hz))
+    return Pedalboard([HighpassFilter(cutoff), HighpassFilter(cutoff)])(x[None, :].astype(np.float32), sr)[0]
+
+
 def check_levers(levers) -> frozenset[str]:
     """The lever names as a set; ValueError naming an unknown one."""
     levers = frozenset(levers or ())
@@ -235,8 +252,8 @@ def augment(x: np.ndarray, rng: np.random.Generator, impulse_responses: list[np.
     when ``impulse_responses`` are given, else simulated), a microphone, noise, then peak level 0.4..1
     and sometimes a lossy codec.  Each step draws from its own stream spawned from ``rng``, so a lever
     that replaces one step leaves every other step's draws as they were: ``rooms`` (a measured room at full
-    length on 90 % of excerpts, wet 0..1, the level kept: :func:`room`) and ``dynamics`` (then
-    :func:`quiet_recording` on 70 %)."""
+    length on 90 % of excerpts, wet 0..1, the level kept: :func:`room`), ``bass`` (:func:`weak_fundamentals`
+    after the microphone) and ``dynamics`` (then :func:`quiet_recording` on 70 %)."""
     room_rng, mic_rng, eq_rng, noise_rng, level_rng, codec_rng, lever_rng = rng.spawn(7)
     levers = check_levers(levers)
     peak = np.max(np.abs(x)) + 1e-9
@@ -252,6 +269,8 @@ def augment(x: np.ndarray, rng: np.random.Generator, impulse_responses: list[np.
         x = reverb(x, room_rng)
     if mic_rng.random() < 0.7 * strength:
         x = microphone(x, mic_rng)
+    if "bass" in levers:  # a stream of its own: the other levers' draws stay as they are
+        x = weak_fundamentals(x, lever_rng.spawn(1)[0], 0.8 * strength)
     if eq_rng.random() < 0.3 * strength:
         x = random_eq(x, eq_rng)
     if noise_rng.random() < 0.5 * strength:
