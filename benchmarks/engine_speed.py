@@ -134,6 +134,20 @@ def show(r: dict) -> None:
     print(line, flush=True)
 
 
+def best_of(plans: dict, repeat: int, results: dict) -> None:
+    """Run every plan ``repeat`` times, the kinds alternating (a drift of the machine's speed then touches
+    every kind alike), keep each one's fastest run in ``results`` and print it."""
+    for _ in range(repeat):
+        for name, (plan, engine_name, workers, out) in plans.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = run_engine(name, plan, engine_name.split("-")[0], workers, kill=engine_name.endswith("kill"))
+            shutil.rmtree(out, ignore_errors=True)
+            results[name] = min(results.get(name, r), r, key=lambda x: x["wall"])
+    for name in plans:
+        show(results[name])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--files", type=int, default=8)
@@ -142,7 +156,7 @@ def main() -> None:
     p.add_argument("--jobs", nargs="+", choices=("transcribe", "prepare"), default=["transcribe", "prepare"])
     p.add_argument("--model", default=str(ROOT / "piano_transcription" / "models" / "default.tflite"))
     p.add_argument("--kill", action="store_true", help="also a 2-worker run with one worker killed mid-item")
-    p.add_argument("--repeat", type=int, default=1, help="runs of each kind (the fastest is kept)")
+    p.add_argument("--repeat", type=int, default=1, help="runs of each kind, the kinds alternating (the fastest is kept)")
     p.add_argument("--model-threads", type=int, default=None,
                    help="model threads per Dask worker (default: cores / workers, so 1 and 2 workers both use every "
                         "core; 1: each worker as on a one-core node, which shows how the engine scales)")
@@ -173,38 +187,30 @@ def main() -> None:
             model_digest(a.model)
             print(f"transcribe: {a.files} files of {a.seconds:g} s, {Path(a.model).name} (its SHA-256, once per run: "
                   f"{1000 * (time.perf_counter() - t0):.0f} ms)", flush=True)
+            plans = {}
             for engine_name, workers in runs:
                 out = tmp / f"midi-{engine_name}-{workers}"
                 name = f"transcribe {engine_name}" + (f"-{workers}" if engine_name.startswith("dask") else "")
+
                 def plan(k=None, out=out):
                     return transcription_plan(files, out if k is None else tmp / f"warm{k}", a.model)
 
-                for _ in range(a.repeat):
-                    r = run_engine(name, plan, engine_name.split("-")[0], workers, kill=engine_name.endswith("kill"))
-                    shutil.rmtree(out, ignore_errors=True)
-                    results[name] = min(results.get(name, r), r, key=lambda x: x["wall"])
-                r = results[name]
-                show(r)
-                shutil.rmtree(out, ignore_errors=True)
+                plans[name] = (plan, engine_name, workers, out)
+            best_of(plans, a.repeat, results)
         if "prepare" in a.jobs:
             src = build_synthetic_maestro(tmp / "maestro", {"train": a.pieces - 2, "validation": 1, "test": 1},
                                           duration=a.seconds, seed=1)
             print(f"prepare: {a.pieces} pieces of {a.seconds:g} s (MAESTRO format)", flush=True)
+            plans = {}
             for engine_name, workers in [("direct", 1), ("local", 1), ("dask", 1), ("dask", 2)]:
                 out = tmp / f"prepared-{engine_name}-{workers}"
                 name = f"prepare {engine_name}" + (f"-{workers}" if engine_name == "dask" else "")
+
                 def plan(k=None, out=out):
                     return prepare_job(src, out if k is None else tmp / f"warm{k}")[0]
 
-                for _ in range(a.repeat):
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        r = run_engine(name, plan, engine_name, workers)
-                    shutil.rmtree(out, ignore_errors=True)
-                    results[name] = min(results.get(name, r), r, key=lambda x: x["wall"])
-                r = results[name]
-                show(r)
-                shutil.rmtree(out, ignore_errors=True)
+                plans[name] = (plan, engine_name, workers, out)
+            best_of(plans, a.repeat, results)
     for job in a.jobs:
         r = {k.split()[-1]: v for k, v in results.items() if k.startswith(job)}
         rate = {k: v["items"] / v["wall"] for k, v in r.items()}
