@@ -7,7 +7,7 @@
 # with the same steps, learning rate and seed, then real_dev with --diagnose.  Each lever draws from its own random
 # streams, so the corpora hold the same pieces, places, renderers and other augmentation draws: one lever's effect
 # is one measured difference.  Resumable: finished corpora, runs and result files are kept.
-# Runs: baseline detune rooms dynamics bass gain chain (default: all).
+# Runs: baseline detune rooms dynamics bass gain chain (default: all), or levers together: detune+rooms.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data}
@@ -22,7 +22,7 @@ mkdir -p "$OUT" runs/levers
 for run in $RUNS; do
     case $run in
         baseline|gain|chain) corpus=baseline; levers="" ;;
-        *) corpus=$run; levers=$run ;;
+        *) corpus=$run; levers=${run//+/,} ;;  # "detune+rooms": both levers
     esac
     mel=""
     case $run in gain|chain) mel="--mel-augment $run" ;; esac
