@@ -43,8 +43,8 @@ from ..constants import HOP_LENGTH, SAMPLE_RATE, SEGMENT_FRAMES
 from ..engine import (EngineError, Item, Job, LocalEngine, add_engine_arguments, engine_from_args,
                       run_job)
 from ..io import write_json
-from ..midi import (END, START, VELOCITY, MidiError, apply_sustain_pedal, last_event_time, notes_to_pretty_midi, pedal_intervals,
-                    read_performance)
+from ..midi import (END, START, VELOCITY, MidiError, apply_sustain_pedal, last_event_time, notes_to_pretty_midi,
+                    pedal_intervals, read_performance)
 from ..training.labels import key_rolls, notes_to_rolls, pedal_rolls
 from ..training.maestro import SHARD_VERSION, Example, save_shard
 from ..training.recordings import labelled_recordings, read_tsv_notes
@@ -327,10 +327,10 @@ def build_corpus(splits: dict, out_dir: str | os.PathLike, counts: dict[str, int
 
     ``splits[split]``: ``{"midi": [MIDI paths], "maps": folder of labelled recordings or None}``;
     ``mix``: the share of each source (:data:`DEFAULT_MIX`); ``instruments``: ``.sfz`` files for the
-    ``sfz`` source; ``levers``: augmentation levers of the training split (:data:`~.augment.LEVERS`).  The ``corpus`` job of :mod:`piano_transcription.engine`, on ``engine`` (default: ``workers``
-    local processes): a re-run keeps the shards that are up to date (same plan, same inputs).  Inputs that fail
-    are named on stderr, skipped, and listed under ``problems`` in the manifest (shards that fail also in
-    ``.corpus.failures.json``).
+    ``sfz`` source; ``levers``: augmentation levers of the training split (:data:`~.augment.LEVERS`).  The
+    ``corpus`` job of :mod:`piano_transcription.engine`, on ``engine`` (default: ``workers`` local processes): a
+    re-run keeps the shards that are up to date (same plan, same inputs).  Inputs that fail are named on stderr,
+    skipped, and listed under ``problems`` in the manifest (shards that fail also in ``.corpus.failures.json``).
     """
     out_dir = Path(out_dir)
     manifest_path = out_dir / "manifest.json"

@@ -155,7 +155,8 @@ def format_diagnosis(d: dict, name: str = "") -> str:
     f = d["frames"]
     missed = "; ".join(f"{band}: " + ", ".join(f"{k} {v}" for k, v in kinds.items())
                        for band, kinds in d["missed"].items())
-    bias = ", ".join(f"{band} {1000 * np.median(e):+.0f}" if e else f"{band} -" for band, e in d["onset_errors"].items())
+    bias = ", ".join(f"{band} {1000 * np.median(e):+.0f}" if e else f"{band} -"
+                     for band, e in d["onset_errors"].items())
     return "\n".join([
         f"{name}: recall by velocity (notes): {recall('velocity')}",
         f"{name}: recall by register (MIDI pitch, notes): {recall('register')}",
