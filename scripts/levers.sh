@@ -26,7 +26,7 @@ for run in $RUNS; do
     esac
     mel=""
     case $run in gain|chain) mel="--mel-augment $run" ;; esac
-    if [ ! -f "$OUT/$corpus/manifest.json" ] || [ ! -f "$OUT/$corpus/.done" ]; then
+    if [ ! -f "$OUT/$corpus/.done" ]; then  # written after a whole build
         $PY -m piano_transcription.corpus "$DATA" "$OUT/$corpus" --train "$EXCERPTS" --validation 16 \
             --mix maps=0.4,sfz=0.6 --seed 2 --levers "$levers"
         touch "$OUT/$corpus/.done"

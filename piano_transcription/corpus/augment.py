@@ -72,13 +72,18 @@ def random_eq(x: np.ndarray, rng: np.random.Generator, max_db: float = 8.0, sr: 
     return np.fft.irfft(spec * 10 ** (gain_db / 20), n=len(x)).astype(np.float32)
 
 
+def pink(white: np.ndarray) -> np.ndarray:
+    """White noise made pink (power falling as 1/f), the same length."""
+    spec = np.fft.rfft(white)
+    spec /= np.sqrt(np.maximum(np.arange(len(spec)), 1))
+    return np.fft.irfft(spec, n=len(white))
+
+
 def add_noise(x: np.ndarray, rng: np.random.Generator, snr_db=(20.0, 50.0)) -> np.ndarray:
     """Add white or pink (1/f) noise at a random signal-to-noise ratio."""
     noise = rng.standard_normal(len(x))
-    if rng.random() < 0.5:  # pink
-        spec = np.fft.rfft(noise)
-        spec /= np.sqrt(np.maximum(np.arange(len(spec)), 1))
-        noise = np.fft.irfft(spec, n=len(x))
+    if rng.random() < 0.5:
+        noise = pink(noise)
     p_sig = np.mean(x ** 2) + 1e-12
     noise *= np.sqrt(p_sig / (np.mean(noise ** 2) + 1e-12) / 10 ** (rng.uniform(*snr_db) / 10))
     return (x + noise).astype(np.float32)
@@ -217,10 +222,7 @@ def quiet_recording(x: np.ndarray, rng: np.random.Generator, level_db=QUIET_LEVE
     if peak == 0.0:
         return np.asarray(x, np.float32)
     y = x / peak * 10.0 ** (rng.uniform(*level_db) / 20.0)
-    noise = rng.standard_normal(len(y))
-    spec = np.fft.rfft(noise)
-    spec /= np.sqrt(np.maximum(np.arange(len(spec)), 1))
-    noise = np.fft.irfft(spec, n=len(y))
+    noise = pink(rng.standard_normal(len(y)))
     noise *= 10.0 ** (rng.uniform(*floor_db) / 20.0) / (np.sqrt(np.mean(noise ** 2)) + 1e-12)
     return (np.round(np.clip(y + noise, -1.0, 1.0) * 32767.0) / 32767.0).astype(np.float32)
 
