@@ -80,7 +80,8 @@ def install() -> None:
     try:
         from piano_transcription import tflite
 
-        tflite.TFLiteModel.run_window = timed("network", tflite.TFLiteModel.run_window)
+        # run_windows, not run_window: its windows run in threads of their own, and these timers are not shared
+        tflite.TFLiteModel.run_windows = timed("network", tflite.TFLiteModel.run_windows)
     except ImportError:
         pass
     decode.StreamingDecoder.feed = timed("decoding", decode.StreamingDecoder.feed)

@@ -49,7 +49,8 @@ def threshold_sweep(model_path, recordings, refs, n_frames, grid=(0.3, 0.4, 0.5,
     for on in grid:
         for fr in grid:
             for r in recordings:
-                est = decode_notes(rolls[r.name]["frame"], rolls[r.name]["onset"], rolls[r.name]["velocity"], on, fr)
+                est = decode_notes(rolls[r.name]["frame"], rolls[r.name]["onset"], rolls[r.name]["velocity"], on, fr,
+                                   offset_probs=rolls[r.name]["offset"], timing=predictor.timing)
                 m = score_notes(refs[r.name], est, n_frames[r.name])
                 rows.append(dict(onset=on, frame=fr, piece=r.name, note_f1=m["note_f1"],
                                  note_with_offset_f1=m["note_with_offset_f1"], frame_f1=m["frame_f1"]))
@@ -95,12 +96,12 @@ def offset_analysis(model_path, recordings, refs, n_frames, grid=(None, 0.3, 0.5
         rolls = result.rolls
         ref = refs[r.name]
         if "keys" in rolls:  # notes ended at key release, lengthened again by the decoded pedal
-            keyed = key_release_ends(decode_notes(rolls["frame"], rolls["onset"], rolls["velocity"], onset_t, frame_t),
-                                     rolls["keys"])
+            keyed = key_release_ends(decode_notes(rolls["frame"], rolls["onset"], rolls["velocity"], onset_t, frame_t,
+                                                  offset_probs=rolls["offset"], timing=predictor.timing), rolls["keys"])
             replay.append(score_notes(ref, apply_sustain_pedal(keyed, result.pedal), n_frames[r.name]))
         for g in grid:
             est = decode_notes(rolls["frame"], rolls["onset"], rolls["velocity"], onset_t, frame_t,
-                               offset_probs=rolls["offset"], offset_threshold=g)
+                               offset_probs=rolls["offset"], offset_threshold=g, timing=predictor.timing)
             m = score_notes(ref, est, n_frames[r.name])
             scores[g].append(m["note_with_offset_f1"])
             others[g].append((m["note_f1"], m["frame_f1"]))
@@ -152,8 +153,9 @@ def model_systems(model_paths, recordings) -> dict[str, dict[str, np.ndarray]]:
             result = transcribe(r.audio, predictor, keep_rolls=plain)
             systems[name][r.name] = result.notes
             if plain:
-                systems[f"{name} (0.5)"][r.name] = decode_notes(result.rolls["frame"], result.rolls["onset"],
-                                                                result.rolls["velocity"], 0.5, 0.5)
+                systems[f"{name} (0.5)"][r.name] = decode_notes(
+                    result.rolls["frame"], result.rolls["onset"], result.rolls["velocity"], 0.5, 0.5,
+                    offset_probs=result.rolls["offset"], timing=predictor.timing)
         print(f"{name} ({predictor.backend}): {time.time() - t0:.1f} s", flush=True)
     return systems
 
@@ -173,6 +175,8 @@ def main() -> None:
     p.add_argument("--diagnose", action="store_true",
                    help="where each system's errors come from: recall by velocity band and register, false notes "
                         "by kind, frame errors, length ratios (piano_transcription.training.diagnostics)")
+    p.add_argument("--csv", default=None, metavar="FILE",
+                   help="also append the table's rows (one per system, with the date) to FILE, for learning curves")
     p.add_argument("--cleanup", action="store_true",
                    help="also score the first model's notes after each clean-up preset and a grid of settings")
     a = p.parse_args()
@@ -234,7 +238,11 @@ def main() -> None:
             print(format_diagnosis(add_up([diagnose(refs[r.name], est[r.name]) for r in recordings]), name))
     if a.per_piece:
         print(df.pivot(index="piece", columns="system", values="note_f1").round(3).to_string())
-    print(df.groupby("system", sort=False)[COLUMNS].mean().round(3).to_string())
+    table = df.groupby("system", sort=False)[COLUMNS].mean().round(4)
+    print(table.round(3).to_string())
+    if a.csv:
+        out = Path(a.csv)
+        table.assign(date=time.strftime("%Y-%m-%d %H:%M")).to_csv(out, mode="a", header=not out.exists())
 
 
 if __name__ == "__main__":

@@ -44,9 +44,13 @@ print(best / 1e9)
 """
 
 
-def child_code(args: list[str]) -> str:
-    """A ``piano-transcribe`` run with its phases timed and its peak RSS printed on stderr."""
-    return (f"import time; _t = time.perf_counter()\n"
+PARALLEL_PRELUDE = "import piano_transcription.tflite as _lite; _lite.DEFAULT_INTERPRETERS = {}\n"
+
+
+def child_code(args: list[str], prelude: str = "") -> str:
+    """A ``piano-transcribe`` run with its phases timed and its peak RSS printed on stderr (``prelude``: code run
+    first, such as :data:`PARALLEL_PRELUDE`)."""
+    return (f"import time; _t = time.perf_counter()\n{prelude}"
             f"import atexit, resource, sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
             f"atexit.register(lambda: print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
             f"file=sys.stderr))\n"
@@ -104,7 +108,9 @@ def run(cmd: list[str], cwd: str) -> tuple[float, subprocess.CompletedProcess]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, nargs="+", default=[1.0, 10.0, 60.0])
-    p.add_argument("--paths", nargs="+", default=["keras", "tflite"], choices=["keras", "tflite"])
+    p.add_argument("--paths", nargs="+", default=["keras", "tflite"], choices=["keras", "tflite", "tflite-parallel"],
+                   help="tflite-parallel: one single-threaded TFLite interpreter per core, windows side by side "
+                        "(--parallel-windows)")
     p.add_argument("--model", default=str(ROOT / "piano_transcription" / "models" / "default.keras"))
     p.add_argument("--tflite", default=str(ROOT / "piano_transcription" / "models" / "default.tflite"))
     p.add_argument("--audio", default=str(ROOT / "piano_transcription" / "demo" / "demo.flac"))
@@ -131,21 +137,23 @@ def main() -> None:
             seconds = make_wav(Path(a.audio), minutes, wav)
             windows = len(window_starts(frames_for_samples(int(seconds * 16000)), SEGMENT_FRAMES))
             flops = windows * SEGMENT_FRAMES * per_frame
-            for path in a.paths:
-                flag, model = ("--model", a.model) if path == "keras" else ("--tflite", a.tflite)
-                results = []
-                for _ in range(a.repeats):
+            runs = {path: [] for path in a.paths}
+            for _ in range(a.repeats):  # repeats alternate between the paths: a drift in speed touches them alike
+                for path in a.paths:
+                    flag, model = ("--model", a.model) if path == "keras" else ("--tflite", a.tflite)
+                    prelude = PARALLEL_PRELUDE.format(cores) if path == "tflite-parallel" else ""
                     args = [str(wav), flag, model, "-o", tmp, "-q", "--overwrite"]
-                    wall, out = run([sys.executable, "-c", child_code(args)], tmp)
+                    wall, out = run([sys.executable, "-c", child_code(args, prelude)], tmp)
                     if out.returncode != 0:
                         raise SystemExit(f"{path} {minutes:g} min failed: {out.stderr[-2000:]}")
                     phases = json.loads(out.stderr.split("PHASES ")[-1].splitlines()[0])
                     rss = int(out.stderr.split("PEAK_KB")[-1].split()[0]) / 1024
-                    results.append((wall, rss, phases))
+                    runs[path].append((wall, rss, phases))
+            for path, results in runs.items():
                 wall, rss, phases = sorted(results, key=lambda r: r[0])[len(results) // 2]
                 split = ", ".join(f"{k} {phases.get(k, 0.0):.2f}" for k in PHASES)
                 net = phases.get("network", 0.0)
-                print(f"{path:6s} {minutes:4g} min: {wall:6.1f} s (real-time factor {wall / seconds:.4f}), peak RSS "
+                print(f"{path:13s} {minutes:4g} min: {wall:6.1f} s (real-time factor {wall / seconds:.4f}), peak RSS "
                       f"{rss:5.0f} MB | {split} s | network {flops / net / 1e9 if net else 0:.0f} GFLOP/s = "
                       f"{100 * flops / net / 1e9 / peak if net else 0:.0f} % of the fp32 peak", flush=True)
             if basic_pitch:

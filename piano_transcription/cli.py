@@ -50,6 +50,17 @@ def seconds_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to 2, got {text!r}") from None
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
 def threshold_arg(text: str) -> float:
     """argparse type: a probability threshold strictly between 0 and 1."""
     try:
@@ -185,6 +196,10 @@ def transcription_parser() -> argparse.ArgumentParser:
                    help="also write a two-staff score NAME.musicxml (quantised to the tracked beats; needs music21)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files (and redo the inputs "
                                                             "whose outputs are up to date)")
+    p.add_argument("--parallel-windows", type=positive_int, default=None, metavar="N",
+                   help="TFLite models: run N 20 s windows at once, one single-threaded interpreter each (faster on "
+                        "several cores: 10 minutes 4.7 -> 3.8 s on 2 cores; about 160 MB more memory per window); "
+                        "default one")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_engine_arguments(p)
     return p
@@ -287,7 +302,7 @@ def run_transcription(args) -> int:
         from .transcribe import check_durations
 
         try:
-            predictor = load_predictor(model_path)
+            predictor = load_predictor(model_path, interpreters=args.parallel_windows)
             check_durations(predictor, args.durations)
         except (OSError, ValueError, ImportError) as exc:
             _err(f"cannot load the model: {exc}" if "durations" not in str(exc) else str(exc))

@@ -27,6 +27,12 @@ N_KEYS = MAX_MIDI_PITCH - MIN_MIDI_PITCH + 1  # 88
 
 ONSET_LENGTH_MS = 32.0
 OFFSET_LENGTH_MS = 32.0
+# Half width (frames) of the regression targets' triangles around each onset and offset time (Kong et al. 2021
+# use 5 frames of 10 ms; 2 frames of 32 ms keep both neighbours of the peak frame inside the triangle, which the
+# three-point sub-frame estimate needs).
+REGRESSION_HALF_WIDTH = 2.0
+TARGETS = ("binary", "regression")  # onset / offset training targets: 32 ms of ones, or Kong's triangles
+TIMINGS = ("frames", "regression")  # decoded note times: frame starts, or sub-frame times from regression outputs
 
 SEGMENT_SECONDS = 20.0
 SEGMENT_MIN_SECONDS = 5.0

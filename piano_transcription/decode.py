@@ -6,6 +6,12 @@ threshold; a new onset (an onset frame after a non-onset frame) on a sounding pi
 previous note and starts a new one.  Times are ``frame / 31.25`` s.  The velocity is read at the
 note's first frame: MIDI velocity ``= 80 * clip(v, 0, 1) + 10``.
 
+Sub-frame times (``timing="regression"``, for models trained on Kong et al. 2021's regression targets: triangles
+around the exact onset and offset times, :mod:`piano_transcription.training.labels`): a note starts at
+``first + apex_shift`` frames, the apex of the triangle through the onset output at the first frame that passes the
+threshold and its two neighbours (:func:`apex_shift`); it ends, where the offset output passes its threshold within
+two frames of the decoded end, at that event's apex (:func:`regression_end`).
+
 Note ends: by default where the note stops sounding (the frame head was trained on notes lengthened by
 the sustain pedal).  With the key head's probabilities (``keys``) a note may instead end at its key's
 release: the first frame after the onset where the key-down probability falls below the key threshold,
@@ -16,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import DEFAULT_THRESHOLD, FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS, PEDAL_CHANNELS, VEL_BIAS, VEL_SCALE
+from .constants import (DEFAULT_THRESHOLD, FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS, PEDAL_CHANNELS, TIMINGS, VEL_BIAS,
+                        VEL_SCALE)
 
 DEFAULT_ONSET_THRESHOLD = DEFAULT_THRESHOLD
 DEFAULT_FRAME_THRESHOLD = DEFAULT_THRESHOLD
@@ -41,6 +48,56 @@ def key_release_ends(notes: np.ndarray, keys_probs: np.ndarray, threshold: float
     return out
 
 
+PEAK_SEARCH = 2  # an event's peak: the highest of the first PEAK_SEARCH + 1 frames from its threshold crossing
+END_SEARCH = (-2, 2)  # offset crossings searched in frames end-2 .. end+1 of a decoded end
+REGRESSION_LOOKAHEAD = END_SEARCH[1] + PEAK_SEARCH  # frames a streaming decoder with regression timing waits for
+REGRESSION_HISTORY = 1 - END_SEARCH[0]  # frames before the current one that it keeps
+
+
+def check_timing(timing: str) -> str:
+    """``timing`` if it is one of :data:`~piano_transcription.constants.TIMINGS`, else ValueError."""
+    if timing not in TIMINGS:
+        raise ValueError(f"unknown note timing {timing!r}; choose from {', '.join(TIMINGS)}")
+    return timing
+
+
+def apex_shift(before, peak, after) -> np.ndarray:
+    """Where the apex of a triangle through three neighbouring frames lies, in frames after the middle one
+    (-0.5 .. 0.5), the middle frame ``peak`` being the highest of the three: Kong et al. 2021's three-point
+    estimate, exact for a triangle whose half width is at least 1.5 frames.  Vectorised."""
+    before, peak, after = (np.asarray(x, np.float64) for x in (before, peak, after))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(after > before, (after - before) / (2.0 * (peak - before)),
+                         (after - before) / (2.0 * (peak - after)))
+    return np.clip(np.nan_to_num(shift, nan=0.0, posinf=0.5, neginf=-0.5), -0.5, 0.5)
+
+
+def _value(col: np.ndarray, frame: int, base: int) -> float:
+    """``col[frame - base]``, 0 outside the array (frames before the start or after the end of the audio)."""
+    i = frame - base
+    return float(col[i]) if 0 <= i < len(col) else 0.0
+
+
+def event_time(col: np.ndarray, first: int, base: int = 0) -> float:
+    """The sub-frame time (frames) of the event whose regression output ``col`` (frame ``base + i`` at ``col[i]``)
+    first passes its threshold at frame ``first``: :func:`apex_shift` around its peak, the highest frame of
+    ``first .. first + PEAK_SEARCH`` while the output rises."""
+    peak = first
+    while peak < first + PEAK_SEARCH and _value(col, peak + 1, base) > _value(col, peak, base):
+        peak += 1
+    return peak + float(apex_shift(_value(col, peak - 1, base), _value(col, peak, base), _value(col, peak + 1, base)))
+
+
+def regression_end(col: np.ndarray, end: int, threshold: float, base: int = 0) -> float:
+    """A note's end (frames) from the offset head's regression output ``col`` (as :func:`event_time`'s): the apex of
+    the first offset that passes ``threshold`` in frames ``end - 2 .. end + 1`` of its decoded end ``end``, else
+    ``end``."""
+    for j in range(end + END_SEARCH[0], end + END_SEARCH[1]):
+        if _value(col, j, base) >= threshold > _value(col, j - 1, base):
+            return event_time(col, j, base)
+    return float(end)
+
+
 def per_key(threshold) -> np.ndarray:
     """A scalar or per-key threshold as an array ``[88]``."""
     t = np.asarray(threshold, dtype=np.float64)
@@ -50,13 +107,17 @@ def per_key(threshold) -> np.ndarray:
 def decode_notes(frame_probs: np.ndarray, onset_probs: np.ndarray, velocity: np.ndarray | None = None,
                  onset_threshold=DEFAULT_ONSET_THRESHOLD, frame_threshold=DEFAULT_FRAME_THRESHOLD,
                  offset_probs: np.ndarray | None = None, offset_threshold=None,
-                 min_duration: float = 0.0, fps: float = FRAMES_PER_SECOND) -> np.ndarray:
+                 min_duration: float = 0.0, fps: float = FRAMES_PER_SECOND, timing: str = "frames") -> np.ndarray:
     """Decode ``[frames, 88]`` probability rolls to a notes array ``[n, 4]`` (start s, end s, pitch, velocity).
 
     Thresholds may be scalars or per-key arrays ``[88]``.  ``offset_probs`` with an
     ``offset_threshold`` additionally ends notes where an offset is detected (off by default, as in
-    Magenta's inference).  Notes shorter than ``min_duration`` seconds are dropped.
+    Magenta's inference).  Notes shorter than ``min_duration`` seconds are dropped.  ``timing="regression"``
+    reads sub-frame start times from ``onset_probs`` and end times from ``offset_probs`` (module docstring; the
+    offset threshold for the end search is ``offset_threshold``, else 0.5).
     """
+    regression = check_timing(timing) == "regression"
+    end_t = per_key(DEFAULT_THRESHOLD if offset_threshold is None else offset_threshold)
     onsets = onset_probs >= per_key(onset_threshold)
     active = (frame_probs >= per_key(frame_threshold)) | onsets
     if offset_probs is not None and offset_threshold is not None:
@@ -78,9 +139,21 @@ def decode_notes(frame_probs: np.ndarray, onset_probs: np.ndarray, velocity: np.
         ends = np.where(same_run_next, np.r_[starts[1:], 0], run_ends[run])
         for s0, e0 in zip(starts, ends):
             if (e0 - s0) / fps >= min_duration:
-                rows.append((s0 / fps, e0 / fps, key + MIN_MIDI_PITCH, velocity_to_midi(velocity[s0, key])))
+                t0, t1 = float(s0), float(e0)
+                if regression:
+                    t0 = event_time(onset_probs[:, key], s0)
+                    t1 = note_end(None if offset_probs is None else offset_probs[:, key], t0, e0, end_t[key])
+                rows.append((t0 / fps, t1 / fps, key + MIN_MIDI_PITCH, velocity_to_midi(velocity[s0, key])))
     out = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
     return out[np.lexsort((out[:, 2], out[:, 0]))] if len(out) else out
+
+
+def note_end(offset_col: np.ndarray | None, start: float, end: int, threshold: float, base: int = 0) -> float:
+    """A note's end (frames) with regression timing: :func:`regression_end` of its decoded end ``end`` (frame
+    ``base + i`` of ``offset_col`` at index ``i``), or ``end`` without ``offset_col``; never before its
+    (sub-frame) ``start`` (then ``end``, at least half a frame after the start)."""
+    t1 = float(end) if offset_col is None else regression_end(offset_col, end, threshold, base)
+    return t1 if t1 > start else max(float(end), start + 0.5)
 
 
 class StreamingDecoder:
@@ -88,70 +161,111 @@ class StreamingDecoder:
     with the recording: per key it carries only whether a note is sounding, where it began and the
     previous frame's onset.  ``feed`` returns the notes finished so far; ``finish`` the rest.  The
     notes equal ``decode_notes`` on the whole rolls (tested), with or without ``offset_threshold`` (the offset
-    head also ends notes).  With ``key_threshold`` the notes end at their key's release instead (``feed`` then
-    needs ``keys_probs``; equal to :func:`key_release_ends`).  After each ``feed``, ``begun`` holds the notes
-    that began in its frames, ``[k, 3]`` (start s, MIDI pitch, MIDI velocity), for callers that announce a note
-    at its onset (live transcription)."""
+    head also ends notes) and with either ``timing`` (``regression`` holds back the last
+    :data:`REGRESSION_LOOKAHEAD` frames of each feed until the next, for the sub-frame times).  With
+    ``key_threshold`` the notes end at their key's release instead (``feed`` then needs ``keys_probs``; equal to
+    :func:`key_release_ends`).  After each ``feed``, ``begun`` holds the notes that began in the frames it
+    decoded, ``[k, 3]`` (start s, MIDI pitch, MIDI velocity), for callers that announce a note at its onset (live
+    transcription)."""
 
     def __init__(self, onset_threshold=DEFAULT_ONSET_THRESHOLD, frame_threshold=DEFAULT_FRAME_THRESHOLD,
-                 fps: float = FRAMES_PER_SECOND, key_threshold: float | None = None, offset_threshold=None):
+                 fps: float = FRAMES_PER_SECOND, key_threshold: float | None = None, offset_threshold=None,
+                 timing: str = "frames"):
         self.onset_t, self.frame_t, self.fps = per_key(onset_threshold), per_key(frame_threshold), fps
         self.offset_t = None if offset_threshold is None else per_key(offset_threshold)
+        self.end_t = per_key(DEFAULT_THRESHOLD) if self.offset_t is None else self.offset_t
         self.key_t = key_threshold
+        self.regression = check_timing(timing) == "regression"
         self.released = np.full(N_KEYS, -1)  # frame of the key's release inside a sounding note, -1: held
         self.sounding = np.zeros(N_KEYS, bool)
         self.start = np.zeros(N_KEYS, int)
+        self.start_time = np.zeros(N_KEYS)  # the sounding note's start in (sub-frame) frames
         self.velocity = np.zeros(N_KEYS)
         self.prev_onset = np.zeros(N_KEYS, bool)
-        self.frame = 0  # index of the next frame fed
+        self.frame = 0  # index of the next frame decoded
         self.begun = np.zeros((0, 3))  # notes begun in the last feed: start s, MIDI pitch, MIDI velocity
+        self.pending: dict[str, np.ndarray] = {}  # regression timing: fed frames not decoded yet
+        self.history: dict[str, np.ndarray] = {}  # regression timing: the last decoded frames' onset / offset
 
-    def _emit(self, keys: np.ndarray, end: int, rows: list) -> None:
+    def _emit(self, keys: np.ndarray, end: int, rows: list, context: dict | None = None, base: int = 0) -> None:
         for k in keys:
-            stop = self.released[k] if self.released[k] >= 0 else end
-            rows.append((self.start[k] / self.fps, stop / self.fps, k + MIN_MIDI_PITCH,
+            stop = float(self.released[k] if self.released[k] >= 0 else end)
+            if context is not None and self.released[k] < 0:
+                stop = note_end(context["offset"][:, k] if "offset" in context else None, self.start_time[k], end,
+                                self.end_t[k], base)
+            rows.append((self.start_time[k] / self.fps, stop / self.fps, k + MIN_MIDI_PITCH,
                          velocity_to_midi(self.velocity[k])))
 
     def feed(self, frame_probs: np.ndarray, onset_probs: np.ndarray, velocity: np.ndarray | None = None,
              keys_probs: np.ndarray | None = None, offset_probs: np.ndarray | None = None) -> np.ndarray:
-        """Consume the next frames ``[n, 88]``; return the notes ``[m, 4]`` that ended in them."""
+        """Consume the next frames ``[n, 88]``; return the notes ``[m, 4]`` that ended in the frames decoded."""
         if self.key_t is not None and keys_probs is None:
             raise ValueError("a decoder that ends notes at key release needs the key head's probabilities")
         if self.offset_t is not None and offset_probs is None:
             raise ValueError("a decoder that ends notes at detected offsets needs the offset head's probabilities")
-        up = keys_probs < self.key_t if self.key_t is not None else np.zeros(frame_probs.shape, bool)
-        onsets = onset_probs >= self.onset_t
-        active = (frame_probs >= self.frame_t) | onsets
-        if self.offset_t is not None:
-            active &= ~(offset_probs >= self.offset_t) | onsets
         velocity = np.zeros_like(frame_probs) if velocity is None else velocity
+        chunk = {k: v for k, v in (("frame", frame_probs), ("onset", onset_probs), ("velocity", velocity),
+                                   ("keys", keys_probs), ("offset", offset_probs)) if v is not None}
+        if not self.regression:
+            return self._decode(chunk, len(frame_probs))
+        self.pending = {k: np.concatenate([self.pending[k], v]) if k in self.pending else v for k, v in chunk.items()}
+        return self._decode(self.pending, len(self.pending["frame"]) - REGRESSION_LOOKAHEAD)
+
+    def _decode(self, rolls: dict, n: int) -> np.ndarray:
+        """Decode the first ``n`` frames of ``rolls``; with regression timing keep the rest pending."""
+        n = max(n, 0)
+        context, base = None, self.frame
+        if self.regression:
+            context = {k: np.concatenate([self.history[k], rolls[k]]) if k in self.history else rolls[k]
+                       for k in ("onset", "offset") if k in rolls}
+            base = self.frame - len(self.history.get("onset", ()))
+        up = (rolls["keys"][:n] < self.key_t) if self.key_t is not None else np.zeros((n, N_KEYS), bool)
+        onsets = rolls["onset"][:n] >= self.onset_t
+        active = (rolls["frame"][:n] >= self.frame_t) | onsets
+        if self.offset_t is not None:
+            active &= ~(rolls["offset"][:n] >= self.offset_t) | onsets
+        velocity = rolls["velocity"]
         rows: list = []
         begun: list = []
-        for i in range(len(frame_probs)):
+        for i in range(n):
             t = self.frame + i
             on, act = onsets[i], active[i]
             new_onset = on & ~self.prev_onset
             ended = self.sounding & (~act | new_onset)
-            self._emit(np.flatnonzero(ended), t, rows)
+            self._emit(np.flatnonzero(ended), t, rows, context, base)
             self.sounding &= ~ended
             self.released[ended] = -1
             first_up = self.sounding & (self.released < 0) & up[i] & (self.start < t)
             self.released[first_up] = t
             begin = on & act & ~self.sounding
             self.start[begin] = t
+            self.start_time[begin] = t
+            if context is not None:
+                for k in np.flatnonzero(begin):
+                    self.start_time[k] = event_time(context["onset"][:, k], t, base)
             self.velocity[begin] = velocity[i][begin]
             self.sounding |= begin
             self.prev_onset = on
-            begun.extend((t / self.fps, k + MIN_MIDI_PITCH, velocity_to_midi(self.velocity[k]))
+            begun.extend((self.start_time[k] / self.fps, k + MIN_MIDI_PITCH, velocity_to_midi(self.velocity[k]))
                          for k in np.flatnonzero(begin))
-        self.frame += len(frame_probs)
+        self.frame += n
+        if self.regression:
+            keep = len(context["onset"]) - (len(rolls["frame"]) - n)  # context frames decoded so far
+            self.history = {k: v[max(keep - REGRESSION_HISTORY, 0):keep] for k, v in context.items()}
+            self.pending = {k: v[n:] for k, v in rolls.items()}
         self.begun = np.asarray(begun, dtype=np.float64).reshape(-1, 3)
         return _sorted_notes(rows)
 
     def finish(self) -> np.ndarray:
-        """The notes still sounding at the end, ended at the last frame."""
+        """The notes still sounding at the end, ended at the last frame (with regression timing, the frames
+        held back decoded first)."""
         rows: list = []
-        self._emit(np.flatnonzero(self.sounding), self.frame, rows)
+        context, base = None, self.frame
+        if self.regression and self.pending:
+            rows.extend(self._decode(self.pending, len(self.pending["frame"])))
+            context = self.history
+            base = self.frame - len(self.history.get("onset", ()))
+        self._emit(np.flatnonzero(self.sounding), self.frame, rows, context, base)
         self.sounding[:] = False
         self.released[:] = -1
         return _sorted_notes(rows)

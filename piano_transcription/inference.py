@@ -51,10 +51,12 @@ def stitch_ranges(starts: list[int], n_frames: int, window: int = SEGMENT_FRAMES
 
 def stream_windows(predict_batch: PredictBatch, windows: Iterable[np.ndarray], n_frames: int,
                    window: int = SEGMENT_FRAMES, margin: int = MARGIN_FRAMES, batch_size: int = 4,
-                   progress: bool = False) -> Iterator[dict[str, np.ndarray]]:
+                   progress: bool = False, pad_last: bool = True) -> Iterator[dict[str, np.ndarray]]:
     """Predict ``windows`` (mel ``[window, 229]`` each, in the order of :func:`window_starts`) in batches
     and yield, in order, the kept frames of each window: ``{output: [frames, ...]}`` (every output of
-    ``predict_batch``: onset, offset, frame, velocity ``[.., 88]`` and pedal ``[.., 3]`` where present)."""
+    ``predict_batch``: onset, offset, frame, velocity ``[.., 88]`` and pedal ``[.., 3]`` where present).  With
+    ``pad_last`` a short last batch is padded to the batch size (one traced Keras graph per recording); without,
+    it is passed as it is (TFLite, where a padding window would cost as much as a real one)."""
     from tqdm.auto import tqdm
 
     starts = window_starts(n_frames, window, margin)
@@ -65,7 +67,7 @@ def stream_windows(predict_batch: PredictBatch, windows: Iterable[np.ndarray], n
         for b in range(0, len(starts), batch_size):
             chunk = [next(it) for _ in starts[b: b + batch_size]]
             x = np.stack(chunk).astype(np.float32)
-            if len(chunk) < size:  # a short last batch: padded with zero windows, whose output is unused
+            if pad_last and len(chunk) < size:  # a short last batch: padded with zero windows, whose output is unused
                 x = np.concatenate([x, np.zeros((size - len(chunk),) + x.shape[1:], np.float32)])
             y = predict_batch(x)
             for j in range(len(chunk)):

@@ -24,7 +24,7 @@ import numpy as np
 from .assets import DEFAULT_MODEL, DEFAULT_TFLITE
 from .audio import AudioSource
 from .constants import N_KEYS, SEGMENT_FRAMES
-from .decode import DEFAULT_FRAME_THRESHOLD, DEFAULT_ONSET_THRESHOLD, per_key
+from .decode import DEFAULT_FRAME_THRESHOLD, DEFAULT_ONSET_THRESHOLD, check_timing, per_key
 from .inference import collect
 
 THRESHOLD_NAMES = ("onset", "frame", "offset")  # offset: optional (None: the offset head ends no note)
@@ -48,8 +48,8 @@ def check_threshold(value, name: str):
     return value
 
 
-def load_thresholds(model_path) -> dict:
-    """Tuned ``{"onset": [88], "frame": [88][, "offset": ...]}`` thresholds stored beside a model, or ``{}``."""
+def read_sidecar(model_path) -> dict:
+    """The JSON object stored beside a model (``X.thresholds.json``), or ``{}`` where there is none."""
     p = thresholds_path(model_path) if model_path is not None else None
     if p is None or not p.exists():
         return {}
@@ -60,6 +60,23 @@ def load_thresholds(model_path) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"{p}: a thresholds file holds an object such as {{\"onset\": 0.5, \"frame\": 0.3}}, "
                          f"got {type(data).__name__}")
+    return data
+
+
+def load_timing(model_path) -> str:
+    """How the model's note times are decoded (:data:`~piano_transcription.constants.TIMINGS`): the ``timing``
+    stored beside it (``regression`` for a model trained on regression targets), else ``frames``."""
+    timing = read_sidecar(model_path).get("timing", "frames")
+    try:
+        return check_timing(timing)
+    except ValueError as exc:
+        raise ValueError(f"{thresholds_path(model_path)}: {exc}") from None
+
+
+def load_thresholds(model_path) -> dict:
+    """Tuned ``{"onset": [88], "frame": [88][, "offset": ...]}`` thresholds stored beside a model, or ``{}``."""
+    data = read_sidecar(model_path)
+    p = thresholds_path(model_path) if data else None
     out = {}
     for k, v in data.items():
         if k not in THRESHOLD_NAMES:
@@ -88,6 +105,7 @@ class Predictor:
     def __init__(self, path: Path | None, thresholds: dict | None = None):
         self.path = path
         stored = load_thresholds(path) if path is not None else {}
+        self.timing = load_timing(path) if path is not None else "frames"  # note times: frames or regression
         self.thresholds = {"onset": DEFAULT_ONSET_THRESHOLD, "frame": DEFAULT_FRAME_THRESHOLD, "offset": None,
                            **stored, **{k: v for k, v in (thresholds or {}).items() if v is not None}}
         for k in THRESHOLD_NAMES:
@@ -191,10 +209,11 @@ class TFLitePredictor(Predictor):
 
     backend = "tflite"
 
-    def __init__(self, path: str | os.PathLike, thresholds: dict | None = None, num_threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, thresholds: dict | None = None, num_threads: int | None = None,
+                 interpreters: int | None = None):
         from .tflite import TFLiteModel
 
-        self.lite = TFLiteModel(path, num_threads)
+        self.lite = TFLiteModel(path, num_threads, interpreters)
         super().__init__(Path(path), thresholds)
 
     @property
@@ -260,10 +279,11 @@ def check_model_path(model: str | os.PathLike, kind: str | None = None) -> Path:
     return path
 
 
-def load_predictor(model=None, thresholds: dict | None = None) -> Predictor:
+def load_predictor(model=None, thresholds: dict | None = None, interpreters: int | None = None) -> Predictor:
     """A :class:`Predictor` for ``model``: None (the shipped default, :func:`default_model_path`: its TFLite
     export), a ``.keras`` or ``.tflite`` path, a loaded Keras model, or a Predictor (returned as is,
-    with ``thresholds`` applied)."""
+    with ``thresholds`` applied).  ``interpreters``: TFLite windows run side by side
+    (:func:`~piano_transcription.tflite.parallelism`; Keras models ignore it)."""
     if isinstance(model, Predictor):
         if thresholds:
             model.thresholds.update({k: check_threshold(v, k) for k, v in thresholds.items() if v is not None})
@@ -275,7 +295,7 @@ def load_predictor(model=None, thresholds: dict | None = None) -> Predictor:
     if isinstance(model, (str, os.PathLike)):
         path = check_model_path(model)
         if path.suffix.lower() == ".tflite":
-            return TFLitePredictor(path, thresholds)
+            return TFLitePredictor(path, thresholds, interpreters=interpreters)
         if not tensorflow_available():
             raise ImportError(f"{path}: Keras models need the full install (pip install "
                               "'piano-transcription[full]'); the light install runs .tflite models")

@@ -18,11 +18,19 @@ of the project) and zeros at the end, window ``k`` reads samples ``[16384 k, 163
 the 32 frames of each window are stacked.  This module imports neither TensorFlow nor librosa unless
 exporting: the interpreter comes from ``ai-edge-litert`` (TensorFlow's ``tf.lite.Interpreter`` as a
 fallback).
+
+Parallel windows (``interpreters``, the CLI's ``--parallel-windows``): the fused LSTMs (most of the model's time) run
+on one thread whatever ``num_threads`` says, so several single-threaded interpreters running every n-th window side
+by side keep more cores busy; the outputs are those of one interpreter, bit for bit (tested).  Each interpreter
+costs about 160 MB (XNNPACK's buffers for 20 s windows), so the default stays one interpreter on every core: on the
+2-core AMD EPYC, 10 minutes took 4.7 s and 292 MB with one, 3.8 s and 456 MB with two
+(``benchmarks/transcribe_speed.py --paths tflite tflite-parallel``).
 """
 
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +48,26 @@ KEYS_NAME = "keys_logits"  # optional output [1, 32, 88] of models with the key 
 OPTIONAL_NAMES = (PEDAL_NAME, KEYS_NAME)
 MAGENTA_TFLITE_URL = ("https://storage.googleapis.com/magentadata/models/onsets_frames_transcription/tflite/"
                       "onsets_frames_wavinput.tflite")
+
+
+DEFAULT_INTERPRETERS = 1  # windows run side by side by default (more: faster, about 160 MB each)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def parallelism(num_threads: int | None = None, interpreters: int | None = None) -> tuple[int, int]:
+    """``(interpreters, threads each)``: ``interpreters`` (default :data:`DEFAULT_INTERPRETERS`; an explicit
+    ``num_threads`` alone means one, a Dask worker's ``--model-threads``), each on ``num_threads`` threads or its
+    share of the usable cores."""
+    if interpreters is None:
+        interpreters = 1 if num_threads is not None else DEFAULT_INTERPRETERS
+    if int(interpreters) < 1:
+        raise ValueError(f"interpreters must be at least 1, got {interpreters}")
+    interpreters = int(interpreters)
+    return interpreters, max(1, int(num_threads) if num_threads is not None else usable_cores() // interpreters)
 
 
 class TFLiteModelError(ValueError):
@@ -219,7 +247,7 @@ def make_interpreter(path: str | os.PathLike, num_threads: int | None = None):
     threads transcribed 120 s in 2.19 s instead of 2.61 s on a 2-core CPU)."""
     path = str(path)
     if num_threads is None:
-        num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        num_threads = usable_cores()
     try:
         from ai_edge_litert.interpreter import Interpreter
 
@@ -249,14 +277,19 @@ class TFLiteModel:
     # than 4 margins (ours: read as the Keras path reads them), 0 for shorter ones (Magenta's: windows tile the
     # recording; the live model's 96 frames)
 
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, interpreters: int | None = None):
+        """``num_threads`` and ``interpreters``: see :func:`parallelism` (the extra interpreters are made at the
+        first recording of more than one window)."""
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such model file")
         if path.is_dir():
             raise TFLiteModelError(f"{path}: is a folder, not a .tflite model file")
         self.path = path
-        self.interpreter, self.provider = make_interpreter(path, num_threads)
+        self.n_interpreters, self.num_threads = parallelism(num_threads, interpreters)
+        self.interpreter, self.provider = make_interpreter(path, self.num_threads)
+        self._interpreters = [self.interpreter]
+        self._pool: ThreadPoolExecutor | None = None
         inputs = self.interpreter.get_input_details()
         frames = window_frames(int(np.prod(inputs[0]["shape"]))) if len(inputs) == 1 else None
         if frames is None:
@@ -283,14 +316,30 @@ class TFLiteModel:
             raise TFLiteModelError(f"{path}: outputs {missing or bad} missing or not [1, {frames}, 88]; "
                                    f"found {[(d['name'], tuple(d['shape'])) for d in details]}")
 
-    def run_window(self, window: np.ndarray) -> dict[str, np.ndarray]:
-        """Raw outputs ``{name: [frames, 88]}`` of one window of ``window_samples(frames)`` samples."""
+    def run_window(self, window: np.ndarray, interpreter=None) -> dict[str, np.ndarray]:
+        """Raw outputs ``{name: [frames, 88]}`` of one window of ``window_samples(frames)`` samples (on the first
+        interpreter, or on ``interpreter``)."""
+        interpreter = self.interpreter if interpreter is None else interpreter
         x = np.asarray(window, np.float32).reshape(self.input["shape"])
-        self.interpreter.reset_all_variables()  # fused LSTMs keep their state in variables: each window starts anew
-        self.interpreter.set_tensor(self.input["index"], x)
-        self.interpreter.invoke()
-        return {n: self.interpreter.get_tensor(d["index"]).reshape(self.frames, -1)
+        interpreter.reset_all_variables()  # fused LSTMs keep their state in variables: each window starts anew
+        interpreter.set_tensor(self.input["index"], x)
+        interpreter.invoke()  # lets go of the GIL: the interpreters of run_windows run at once
+        return {n: interpreter.get_tensor(d["index"]).reshape(self.frames, -1).copy()
                 for n, d in self.outputs.items()}
+
+    def run_windows(self, windows) -> list[dict[str, np.ndarray]]:
+        """:meth:`run_window` of each window, up to ``n_interpreters`` of them side by side."""
+        windows = list(windows)
+        if len(windows) <= 1 or self.n_interpreters == 1:
+            return [self.run_window(w) for w in windows]
+        while len(self._interpreters) < min(self.n_interpreters, len(windows)):
+            self._interpreters.append(make_interpreter(self.path, self.num_threads)[0])
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.n_interpreters, thread_name_prefix="tflite")
+        n = len(self._interpreters)
+        parts = list(self._pool.map(lambda i: [self.run_window(w, self._interpreters[i]) for w in windows[i::n]],
+                                    range(n)))
+        return [parts[i % n][i // n] for i in range(len(windows))]
 
     @staticmethod
     def rolls(out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -318,12 +367,13 @@ class TFLiteModel:
         """Probability rolls of 16 kHz audio given as consecutive ``blocks`` (``n_samples`` in all), yielded
         window by window: ``{onset, offset, frame, velocity[, pedal][, keys]}`` ``[frames, ...]``."""
         if self.margin:  # long windows: overlapping, as the Keras path
-            def predict(x):  # [1, samples] -> {name: [1, frames, ...]}
-                return {k: v[None] for k, v in self.rolls(self.run_window(x[0])).items()}
+            def predict(x):  # [B, samples] -> {name: [B, frames, ...]}
+                outs = [self.rolls(o) for o in self.run_windows(x)]
+                return {k: np.stack([o[k] for o in outs]) for k in outs[0]}
 
             return stream_windows(predict, sample_windows(blocks, n_samples, self.frames, self.margin),
-                                  frames_for_samples(n_samples), self.frames, self.margin, batch_size=1,
-                                  progress=progress)
+                                  frames_for_samples(n_samples), self.frames, self.margin,
+                                  batch_size=self.n_interpreters, progress=progress, pad_last=False)
         return self._tile(blocks, n_samples, progress)
 
     def _tile(self, blocks, n_samples: int, progress: bool = False):

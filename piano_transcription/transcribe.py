@@ -144,7 +144,7 @@ def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshol
     else:
         src = AudioSource(audio, sample_rate, source or "samples")
     decoder = StreamingDecoder(onset_t, frame_t, key_threshold=KEY_THRESHOLD if durations == "keys" else None,
-                               offset_threshold=predictor.offset_threshold(offset_threshold))
+                               offset_threshold=predictor.offset_threshold(offset_threshold), timing=predictor.timing)
     parts, pedal, kept = [], [], []
     for chunk in predictor.stream(src, progress):
         parts.append(decoder.feed(chunk["frame"], chunk["onset"], chunk["velocity"], chunk.get("keys"),

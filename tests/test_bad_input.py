@@ -187,7 +187,8 @@ def test_every_requested_output_or_none(clip, tmp_path, capsys, monkeypatch):
 
 # 5. no tracebacks, true reasons -------------------------------------------------------------------------------
 @pytest.mark.parametrize("content, reason", [("[1, 2]", "holds an object"), ('{"onset": {"a": 1}}', "one number"),
-                                             ("not json", "not a readable thresholds file")])
+                                             ("not json", "not a readable thresholds file"),
+                                             ('{"timing": "exact"}', "unknown note timing")])
 def test_bad_thresholds_files_name_the_file(tmp_path, clip, capsys, content, reason):
     from piano_transcription.predictor import load_predictor
 

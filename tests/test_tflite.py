@@ -102,6 +102,28 @@ def test_long_windows_give_the_keras_rolls(exported):
         assert np.mean(np.abs(ours[name] - ref[name])) < 2e-4, name
 
 
+def test_windows_side_by_side_give_one_interpreters_rolls(exported):
+    """Several single-threaded interpreters, each running every n-th window at once, give the rolls of one
+    interpreter bit for bit and in order, for any number of them (fewer or more than the windows)."""
+    from piano_transcription.tflite import TFLiteModel, parallelism
+
+    _, path, _ = exported
+    x = np.random.default_rng(5).normal(0, 0.1, 16000 * 75).astype(np.float32)  # 5 windows of 20 s
+    one = TFLiteModel(path.with_name("long.tflite"), num_threads=1)
+    assert one.n_interpreters == 1
+    ref = one.predict(x)
+    for n in (2, 3, 8):
+        many = TFLiteModel(path.with_name("long.tflite"), interpreters=n)
+        rolls = many.predict(x)
+        assert len(many._interpreters) == min(n, 5)
+        for name in ref:
+            np.testing.assert_array_equal(rolls[name], ref[name])
+    assert parallelism(num_threads=3) == (1, 3)  # an explicit thread count: one interpreter
+    assert parallelism()[0] == 1 and parallelism(interpreters=2, num_threads=1) == (2, 1)
+    with pytest.raises(ValueError, match="at least 1"):
+        parallelism(interpreters=0)
+
+
 def test_exports_use_the_fused_lstm_kernel(exported):
     """No WHILE loop of per-step subgraphs in the file (Keras 3's LSTM): one fused op per direction."""
     model, path, _ = exported

@@ -598,3 +598,20 @@ def test_tune_thresholds_writes_them_beside_the_model(prepared, tiny_model_path,
     assert main(["tune-thresholds", str(model), str(prepared)]) == 0
     tuned = json.loads((tmp_path / "m.thresholds.json").read_text())
     assert len(tuned["onset"]) == len(tuned["frame"]) == 88
+
+
+def test_parallel_windows_write_the_same_midi(tmp_path):
+    """``--parallel-windows 2`` (two interpreters, windows side by side) writes the MIDI of one interpreter, on a
+    recording of several windows; a count below 1 is refused before any work."""
+    from piano_transcription.assets import DEMO_AUDIO
+
+    audio, sr = sf.read(DEMO_AUDIO, dtype="float32")
+    sf.write(tmp_path / "long.wav", np.concatenate([audio, audio]), sr)  # 60 s: 4 windows of 20 s
+    outs = {}
+    for n in ("1", "2"):
+        assert main([str(tmp_path / "long.wav"), "-o", str(tmp_path / n), "-q", "--parallel-windows", n]) == 0
+        outs[n] = (tmp_path / n / "long.mid").read_bytes()
+    assert outs["1"] == outs["2"]
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "long.wav"), "-o", str(tmp_path / "0"), "--parallel-windows", "0"])
+    assert not (tmp_path / "0").exists()

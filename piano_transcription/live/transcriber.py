@@ -257,7 +257,7 @@ class LiveTranscriber:
         self.mode, self.sample_rate = mode, int(sample_rate)
         onset_t, frame_t = self.predictor.resolve(onset_threshold, frame_threshold)
         self.decoder = StreamingDecoder(onset_t, frame_t, offset_threshold=self.predictor.offset_threshold(
-            offset_threshold))
+            offset_threshold), timing=getattr(self.predictor, "timing", "frames"))
         self._resampler = None
         if self.sample_rate != SAMPLE_RATE:
             import soxr

@@ -180,9 +180,10 @@ def tune_and_save(model_path, prepared_dir, split: str = "validation", limit: in
     (``X.thresholds.json``, read by the transcription code); return them."""
     from ..io import write_json
     from ..model import load_model
-    from ..predictor import thresholds_path
+    from ..predictor import read_sidecar, thresholds_path
 
     examples = list(predict_split(load_model(model_path), prepared_dir, split, limit=limit))
     tuned = tune_thresholds(examples)
-    write_json(thresholds_path(model_path), {k: [round(float(x), 3) for x in v] for k, v in tuned.items()})
+    write_json(thresholds_path(model_path), {**read_sidecar(model_path),  # the model's timing and offset stay
+                                             **{k: [round(float(x), 3) for x in v] for k, v in tuned.items()}})
     return tuned

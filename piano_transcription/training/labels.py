@@ -6,7 +6,12 @@ With ``onset_mode='length_ms'``, 32 ms onsets and 32 ms offsets:
   (any presence in a frame counts);
 * onsets: the frames of ``[t0, min(t1, t0 + 32 ms)]`` by the same rule (two frames in general);
 * offsets: the frames of ``[e, e + 32 ms]`` with ``e = min(t1, total_time - 32 ms)``, at least one;
-* velocities: ``velocity / max_velocity`` on the onset frames, 0 elsewhere.
+* velocities: ``velocity / max_velocity`` on the onset frames, 0 elsewhere;
+* regression onsets and offsets (Kong et al. 2021, "High-resolution piano transcription with pedals by
+  regressing onset and offset times"): per key, a triangle around each exact event time ``t`` s,
+  ``max(0, 1 - |i / fps - t| * fps / REGRESSION_HALF_WIDTH)`` at frame ``i`` (the largest where two overlap), so
+  that a decoder can read sub-frame times from three neighbouring frames (:func:`~piano_transcription.decode.subframe_shift`).
+  The event times are the note's start and end (the binary offsets' 32 ms shift of the last note aside).
 """
 
 from __future__ import annotations
@@ -16,29 +21,37 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..constants import FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS, OFFSET_LENGTH_MS, ONSET_LENGTH_MS, PEDAL_CHANNELS
+from ..constants import (FRAMES_PER_SECOND, MIN_MIDI_PITCH, N_KEYS, OFFSET_LENGTH_MS, ONSET_LENGTH_MS, PEDAL_CHANNELS,
+                         REGRESSION_HALF_WIDTH)
 from ..midi import END, START, VELOCITY
 
 
 @dataclass
 class Rolls:
-    """The four label rolls, each ``[frames, 88]``: onsets, offsets, frames (0/1) and velocities (0..1)."""
+    """The label rolls, each ``[frames, 88]``: onsets, offsets, frames (0/1), velocities (0..1), and the
+    regression targets of onsets and offsets (0..1 triangles around the exact times; None where unknown)."""
 
     onsets: np.ndarray
     offsets: np.ndarray
     frames: np.ndarray
     velocities: np.ndarray
+    onset_regression: np.ndarray | None = None
+    offset_regression: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.frames)
 
+    def _map(self, f) -> "Rolls":
+        return Rolls(*(None if a is None else f(a) for a in (self.onsets, self.offsets, self.frames, self.velocities,
+                                                              self.onset_regression, self.offset_regression)))
+
     def slice(self, start: int, stop: int) -> "Rolls":
         """Frames ``start`` .. ``stop - 1`` (views)."""
-        return Rolls(*(a[start:stop] for a in (self.onsets, self.offsets, self.frames, self.velocities)))
+        return self._map(lambda a: a[start:stop])
 
     def padded(self, n_frames: int) -> "Rolls":
         """Zero-padded (or cut) to exactly ``n_frames`` frames."""
-        return Rolls(*(fit_frames(a, n_frames) for a in (self.onsets, self.offsets, self.frames, self.velocities)))
+        return self._map(lambda a: fit_frames(a, n_frames))
 
 
 def fit_frames(a: np.ndarray, n_frames: int) -> np.ndarray:
@@ -52,6 +65,18 @@ def fit_frames(a: np.ndarray, n_frames: int) -> np.ndarray:
 def time_to_frames(start: float, end: float, fps: float = FRAMES_PER_SECOND) -> tuple[int, int]:
     """First frame and one-past-last frame touched by the interval ``[start, end]`` seconds."""
     return int(start * fps), int(math.ceil(end * fps))
+
+
+def add_triangle(roll: np.ndarray, key: int, t: float, half_width: float = REGRESSION_HALF_WIDTH,
+                 fps: float = FRAMES_PER_SECOND) -> None:
+    """Raise ``roll[:, key]`` (in place) to a triangle of height 1 at ``t`` s falling to 0 ``half_width``
+    frames either side (frame ``i`` at ``i / fps`` s)."""
+    centre = t * fps
+    lo, hi = max(int(math.floor(centre - half_width)) + 1, 0), min(int(math.ceil(centre + half_width)), len(roll))
+    if lo >= hi:
+        return
+    i = np.arange(lo, hi)
+    np.maximum(roll[lo:hi, key], 1.0 - np.abs(i - centre) / half_width, out=roll[lo:hi, key])
 
 
 def notes_to_rolls(notes: np.ndarray, n_frames: int | None = None, max_velocity: float | None = None,
@@ -70,6 +95,9 @@ def notes_to_rolls(notes: np.ndarray, n_frames: int | None = None, max_velocity:
     offsets = np.zeros(shape, np.uint8)
     frames = np.zeros(shape, np.uint8)
     velocities = np.zeros(shape, np.float32)
+    room = (max(natural, n_frames or 0) + int(math.ceil(REGRESSION_HALF_WIDTH)) + 1, N_KEYS)  # the whole last triangle
+    onset_regression = np.zeros(room, np.float32)
+    offset_regression = np.zeros(room, np.float32)
     if max_velocity is None:
         max_velocity = float(notes[:, VELOCITY].max()) if len(notes) else 127.0
     for start, end, pitch, vel in notes[np.argsort(notes[:, START], kind="stable")]:
@@ -85,8 +113,14 @@ def notes_to_rolls(notes: np.ndarray, n_frames: int | None = None, max_velocity:
         onsets[o0:o1, key] = 1
         frames[f0:f1, key] = 1
         velocities[o0:o1, key] = vel / max_velocity
-    rolls = Rolls(onsets, offsets, frames, velocities)
-    return rolls if n_frames is None else rolls.padded(n_frames)
+        add_triangle(onset_regression, key, start, fps=fps)
+        add_triangle(offset_regression, key, end, fps=fps)
+    rolls = Rolls(onsets, offsets, frames, velocities, onset_regression[:natural], offset_regression[:natural])
+    if n_frames is None:
+        return rolls
+    rolls = rolls.padded(n_frames)
+    rolls.onset_regression, rolls.offset_regression = onset_regression[:n_frames], offset_regression[:n_frames]
+    return rolls
 
 
 def key_rolls(keys: np.ndarray, n_frames: int, fps: float = FRAMES_PER_SECOND) -> np.ndarray:

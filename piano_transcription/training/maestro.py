@@ -211,14 +211,28 @@ def piece_examples(audio_path, midi_path, split: str) -> list[Example]:
 SHARD_VERSION = 1  # the layout save_shard writes: a new layout makes the prepare job redo old shards
 
 
+REGRESSION_ROLLS = ("onset_regression", "offset_regression")  # 0..1 targets, stored as uint8 codes
+REGRESSION_LEVELS = 255
+
+
+def regression_codes(roll: np.ndarray) -> np.ndarray:
+    """A regression target roll (0..1) as uint8 codes (steps of 1/255)."""
+    return np.round(np.clip(roll, 0.0, 1.0) * REGRESSION_LEVELS).astype(np.uint8)
+
+
 def save_shard(path: str | os.PathLike, examples: list[Example]) -> None:
     """Write examples of equal frame count to a compressed ``.npz`` shard, atomically."""
     from ..io import atomic_path
 
+    regression = {}
+    if all(e.rolls.onset_regression is not None and e.rolls.offset_regression is not None for e in examples):
+        regression = {k: np.stack([regression_codes(getattr(e.rolls, k)) for e in examples])
+                      for k in REGRESSION_ROLLS}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(
                 f,
+                **regression,
                 mel=np.stack([e.mel for e in examples]).astype(np.float16),
                 onsets=np.stack([e.rolls.onsets for e in examples]).astype(np.uint8),
                 offsets=np.stack([e.rolls.offsets for e in examples]).astype(np.uint8),
@@ -239,7 +253,8 @@ def load_shard(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
     ``pedal`` ``[n, frames, 3]`` and ``pedal_mask`` ``[n]`` (1 where the pedal labels are known) are
     zeros for shards written before the pedal labels existed; so are ``keys`` ``[n, frames, 88]`` and
-    ``keys_mask`` ``[n]`` for shards written before the key labels."""
+    ``keys_mask`` ``[n]`` for shards written before the key labels.  ``onset_regression`` and
+    ``offset_regression`` ``[n, frames, 88]`` (0..1) are there only in shards written since they exist."""
     with np.load(path) as z:
         out = {k: z[k] for k in z.files}
     for k in ("mel", "onsets", "offsets", "frames", "velocities"):
@@ -249,6 +264,9 @@ def load_shard(path: str | os.PathLike) -> dict[str, np.ndarray]:
     out["pedal_mask"] = out["pedal_mask"].astype(np.float32) if "pedal_mask" in out else np.zeros(n, np.float32)
     out["keys"] = out["keys"].astype(np.float32) if "keys" in out else np.zeros((n, frames, N_KEYS), np.float32)
     out["keys_mask"] = out["keys_mask"].astype(np.float32) if "keys_mask" in out else np.zeros(n, np.float32)
+    for k in REGRESSION_ROLLS:  # absent from shards written before them
+        if k in out:
+            out[k] = out[k].astype(np.float32) / REGRESSION_LEVELS
     return out
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from ..constants import TOP_DB
 from ..io import atomic_path, write_json
 from .dataset import segment_targets
-from .maestro import load_shard, read_manifest
+from .maestro import REGRESSION_LEVELS, REGRESSION_ROLLS, load_shard, read_manifest, regression_codes
 
 MEL_STEP_DB = 1.0  # quantisation step of the packed log-mel (dB)
 MEL_FLOOR_DB = -120.0  # log-mel value of code 0 (dB); code 255 is MEL_FLOOR_DB + 255 dB
@@ -56,6 +56,7 @@ def pack_shard(shard: dict) -> bytes:
               "velocities": np.round(np.clip(shard["velocities"], 0, 1) * VELOCITY_LEVELS).astype(np.uint8),
               "pedal_mask": shard["pedal_mask"].astype(np.uint8), "keys_mask": shard["keys_mask"].astype(np.uint8)}
     arrays.update({k: shard[k].astype(np.uint8) for k in ROLLS})
+    arrays.update({k: regression_codes(shard[k]) for k in REGRESSION_ROLLS if k in shard})
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return lzma.compress(buf.getvalue(), preset=6)
@@ -69,6 +70,9 @@ def unpack_shard(data: bytes) -> dict[str, np.ndarray]:
     out["velocities"] = out["velocities"].astype(np.float32) / VELOCITY_LEVELS
     for k in (*ROLLS, "pedal_mask", "keys_mask"):
         out[k] = out[k].astype(np.float32)
+    for k in REGRESSION_ROLLS:
+        if k in out:
+            out[k] = out[k].astype(np.float32) / REGRESSION_LEVELS
     return out
 
 
@@ -160,22 +164,23 @@ def mel_augmenter(name: str | None):
 
 
 def crop_batch(shards: list[dict], picks, frames: int, rng: np.random.Generator, random_crops: bool = True,
-               augment: bool = True, pedal: bool = False, keys: bool = False):
+               augment: bool = True, pedal: bool = False, keys: bool = False, targets: str = "binary"):
     """``(mel [B, frames, bins], targets)`` for the segments ``picks`` (pairs of shard and segment index): random
     crops of ``frames`` within each segment's valid frames (else its first frames), :func:`augment_mel` on the
     log-mel with ``augment``; the targets of :func:`~.dataset.segment_targets`."""
-    mels, targets = [], []
+    mels, out = [], []
     for s, k in picks:
         shard = shards[s]
         a = int(rng.integers(max(int(shard["lengths"][k]) - frames, 0) + 1)) if random_crops else 0
         mels.append(shard["mel"][k][a:a + frames])
-        targets.append(segment_targets(shard, k, a, a + frames, pedal, keys))
+        out.append(segment_targets(shard, k, a, a + frames, pedal, keys, targets))
     mel = np.stack(mels)
-    return augment_mel(mel, rng) if augment else mel, {n: np.stack([t[n] for t in targets]) for n in targets[0]}
+    return augment_mel(mel, rng) if augment else mel, {n: np.stack([t[n] for t in out]) for n in out[0]}
 
 
 def packed_sequence(shards: list[dict], batch_size: int, frames: int, steps: int, pedal: bool = False,
-                    keys: bool = False, shuffle: bool = True, augment: bool = True, seed: int = 0, **kwargs):
+                    keys: bool = False, shuffle: bool = True, augment: bool = True, seed: int = 0,
+                    targets: str = "binary", **kwargs):
     """Batches of packed shards for ``model.fit`` on any Keras backend (a ``keras.utils.PyDataset``; ``kwargs``
     such as ``workers`` go to it).  With ``shuffle``: ``steps`` batches per epoch of random segments, random crops of
     ``frames`` frames, :func:`augment_mel` when ``augment``.  Without: fixed batches (validation), the first
@@ -199,7 +204,7 @@ def packed_sequence(shards: list[dict], batch_size: int, frames: int, steps: int
             rng = np.random.default_rng((seed, self.epoch, i))
             picks = ([index[j] for j in rng.integers(len(index), size=batch_size)] if shuffle
                      else index[i * batch_size:(i + 1) * batch_size])
-            return crop_batch(shards, picks, frames, rng, shuffle, augment and shuffle, pedal, keys)
+            return crop_batch(shards, picks, frames, rng, shuffle, augment and shuffle, pedal, keys, targets)
 
     return PackedSequence()
 

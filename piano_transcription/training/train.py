@@ -17,6 +17,8 @@ import json
 import time
 from pathlib import Path
 
+from ..constants import TARGETS
+
 # Magenta's hyper-parameters (onsets_frames_transcription/model.py).
 LEARNING_RATE = 6e-4
 DECAY_STEPS = 10000
@@ -77,7 +79,8 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
           save_every: int = 100, learning_rate: float = LEARNING_RATE, seed: int = 0, mixed_precision: bool = False,
           validation_steps: int | None = None, init_model=None, verbose: int = 1, stop_after: int | None = None,
           keep_every: int | None = None, crop_seconds: float | None = None, cosine_decay: bool = False,
-          trainable: list[str] | None = None, threads: int | None = None, mel_augment: str | None = None):
+          trainable: list[str] | None = None, threads: int | None = None, mel_augment: str | None = None,
+          targets: str = "binary"):
     """Train (or resume) a model on a prepared data set; return ``(model, history dict)``.
 
     ``steps`` is the total number of optimizer steps: a resumed run continues from the step and
@@ -89,7 +92,9 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
     head on a model whose other heads stay exactly as they were; frozen batch norms stay in inference mode).
     ``threads``: CPU threads TensorFlow may use (within and between ops; default: all), for a run in the background
     of a shared machine.  ``mel_augment``: a log-mel augmentation of the training input (``gain`` or ``chain``,
-    :data:`~.packed.MEL_AUGMENTS`), new at every step.
+    :data:`~.packed.MEL_AUGMENTS`), new at every step.  ``targets``: the onset and offset heads' targets, ``binary``
+    (Magenta's 32 ms of ones) or ``regression`` (Kong et al. 2021's triangles around the exact times, from which the
+    decoder reads sub-frame times; recorded in ``config.json`` and in ``model.thresholds.json``'s ``timing``).
     """
     from ..tf_env import distribution_strategy, quiet_tensorflow
 
@@ -107,10 +112,13 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
     from ..model import (build_model, custom_objects, get_config, has_keys, has_pedal, load_model, save_model,
                          transfer_weights)
 
-    from .maestro import DatasetError, shard_paths
+    from .dataset import segment_targets
+    from .maestro import DatasetError, load_shard, shard_paths
 
-    if not shard_paths(prepared_dir, "train"):  # before anything is written into run_dir
+    paths = shard_paths(prepared_dir, "train")
+    if not paths:  # before anything is written into run_dir
         raise DatasetError(f"{prepared_dir}: the prepared data set has no training shards")
+    segment_targets(load_shard(paths[0]), 0, 0, 1, targets=targets)  # shards without regression targets fail here
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
@@ -137,17 +145,17 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
             (run_dir / "config.json").write_text(json.dumps(
                 dict(config=cfg.__dict__, steps=steps, batch_size=batch_size, learning_rate=learning_rate,
                      cosine_decay=cosine_decay, crop_seconds=crop_seconds, trainable=trainable,
-                     seed=seed, mel_augment=mel_augment, prepared_dir=str(prepared_dir), init_model=str(init_model) if init_model else None),
+                     seed=seed, mel_augment=mel_augment, targets=targets, prepared_dir=str(prepared_dir), init_model=str(init_model) if init_model else None),
                 indent=1))
     start_step = int(model.optimizer.iterations.numpy())
     batch_size *= strategy.num_replicas_in_sync
     pedal, keys = has_pedal(model), has_keys(model)
     frames = int(crop_seconds * FRAMES_PER_SECOND) + 1 if crop_seconds else SEGMENT_FRAMES
     train_ds = make_dataset(prepared_dir, "train", batch_size, shuffle=True, repeat=True, seed=seed + start_step,
-                            pedal=pedal, frames=frames, keys=keys, mel_augment=mel_augment)
+                            pedal=pedal, frames=frames, keys=keys, mel_augment=mel_augment, targets=targets)
     try:
         val_ds = make_dataset(prepared_dir, "validation", batch_size, shuffle=False, repeat=False, pedal=pedal,
-                              keys=keys)
+                              keys=keys, targets=targets)
         if validation_steps:
             val_ds = val_ds.take(validation_steps)
     except ValueError:
@@ -187,7 +195,18 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
                             steps_per_epoch=steps_per_epoch, validation_data=val_ds, callbacks=callbacks,
                             verbose=verbose).history
     save_model(model, run_dir / "model.keras")
+    if targets == "regression":
+        write_timing(run_dir / "model.keras", "regression")
     return model, history
+
+
+def write_timing(model_path, timing: str) -> None:
+    """Record how a model's note times are decoded (``timing`` in ``X.thresholds.json`` beside it, the file's
+    thresholds kept), so that transcription reads a regression-target model's sub-frame times by default."""
+    from ..io import write_json
+    from ..predictor import read_sidecar, thresholds_path
+
+    write_json(thresholds_path(model_path), {**read_sidecar(model_path), "timing": timing})
 
 
 def main(argv=None, prog: str = "python -m piano_transcription.training.train") -> None:
@@ -218,6 +237,9 @@ def main(argv=None, prog: str = "python -m piano_transcription.training.train") 
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="CPU threads TensorFlow may use (default: all)")
     p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs with tensor cores)")
+    p.add_argument("--targets", choices=TARGETS, default="binary",
+                   help="onset and offset targets: binary (32 ms of ones, Magenta's) or regression (triangles around "
+                        "the exact times, Kong et al. 2021; the decoder then reads sub-frame times); default binary")
     p.add_argument("--mel-augment", choices=("gain", "chain"), default=None,
                    help="change each training example's log-mel, new at every step: gain (an excerpt 0-12 dB below "
                         "its recording's peak) or chain (gain, EQ and a noise floor); default none")
@@ -228,7 +250,7 @@ def main(argv=None, prog: str = "python -m piano_transcription.training.train") 
     train(a.prepared_dir, a.run_dir, config, a.steps, a.batch_size, a.steps_per_epoch, a.save_every,
           a.learning_rate, a.seed, a.mixed_precision, a.validation_steps, a.init_model, verbose=2,
           keep_every=a.keep_every, crop_seconds=a.crop_seconds, cosine_decay=a.cosine_decay, trainable=a.trainable,
-          threads=a.threads, mel_augment=a.mel_augment)
+          threads=a.threads, mel_augment=a.mel_augment, targets=a.targets)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Issue 25, item 4: capacity by measurement. Today's size (small_keys) and a wider one (medium_keys: convs 24/24/48,
+# dense 384, LSTMs 128, dropout 0.2; 2.3x the compute) trained from scratch on the same corpus, side by side, one CPU
+# thread each (the same CPU budget), with snapshots every STEPS_SMALL / STEPS_MEDIUM steps; then real_dev for every
+# snapshot not scored yet, appended to runs/capacity/CONFIG/curve.csv (note F1 per CPU-hour: steps x seconds per step,
+# from steps.log).
+#   bash scripts/capacity.sh [SHARED_DATA] [MINUTES]
+# Runs for MINUTES of wall time (default 90), then stops both runs at their last checkpoint (every 100 steps) and
+# scores the snapshots.  Re-running resumes both runs from their checkpoints.  Resumable across sessions from the
+# committed weights too: --init-model models/training/capacity/CONFIG/model.keras (Adam starts anew).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${1:-../shared/data}
+MINUTES=${2:-90}
+PY=.venv/bin/python
+CORPUS=data/generated/capacity
+OUT=runs/capacity
+mkdir -p "$OUT"
+if [ ! -f "$CORPUS/.done" ]; then
+    $PY -m piano_transcription.corpus "$DATA" "$CORPUS" --train 2400 --validation 32 --mix maps=0.4,sfz=0.6 --seed 5 \
+        --levers detune,rooms,bass
+    touch "$CORPUS/.done"
+fi
+pids=()
+for run in small_keys:600 medium_keys:250; do
+    config=${run%%:*}; keep=${run##*:}
+    init=()
+    if [ ! -f "$OUT/$config/checkpoint.keras" ] && [ -f "models/training/capacity/$config/model.keras" ]; then
+        init=(--init-model "models/training/capacity/$config/model.keras")
+    fi
+    $PY -m piano_transcription.training.train "$CORPUS" "$OUT/$config" --config "$config" --steps 100000 \
+        --batch-size 8 --crop-seconds 10 --steps-per-epoch 500 --save-every 100 --validation-steps 2 \
+        --keep-every "$keep" --threads 1 --seed 0 "${init[@]}" >> "$OUT/$config.log" 2>&1 &
+    pids+=($!)
+done
+sleep $((MINUTES * 60)) || true
+kill "${pids[@]}" 2>/dev/null || true
+wait || true
+for config in small_keys medium_keys; do
+    todo=()
+    for snap in "$OUT/$config"/snapshots/step_*.keras; do
+        [ -f "$snap" ] || continue
+        grep -q "$(basename "$snap")" "$OUT/$config/curve.csv" 2>/dev/null || todo+=("$snap")
+    done
+    if [ ${#todo[@]} -gt 0 ]; then
+        $PY benchmarks/real_dev.py --data "$DATA/maps/real_dev" --model "${todo[@]}" --csv "$OUT/$config/curve.csv"
+    fi
+done
