@@ -7,10 +7,11 @@ previous note and starts a new one.  Times are ``frame / 31.25`` s.  The velocit
 note's first frame: MIDI velocity ``= 80 * clip(v, 0, 1) + 10``.
 
 Sub-frame times (``timing="regression"``, for models trained on Kong et al. 2021's regression targets: triangles
-around the exact onset and offset times, :mod:`piano_transcription.training.labels`): a note starts at
-``first + apex_shift`` frames, the apex of the triangle through the onset output at the first frame that passes the
-threshold and its two neighbours (:func:`apex_shift`); it ends, where the offset output passes its threshold within
-two frames of the decoded end, at that event's apex (:func:`regression_end`).
+around the exact onset and offset times, :mod:`piano_transcription.training.labels`): a note starts at the apex of
+the onset output's peak after the frame that passed the threshold, read from the peak frame and its two neighbours
+(:func:`event_time`, :func:`apex_shift`); it ends, where the offset output passes its threshold within two frames of
+the decoded end, at that offset's apex (:func:`regression_end`).  Kong et al.'s own decoder reads its thresholds
+from the same outputs (0.3 for onsets and offsets in their release).
 
 Note ends: by default where the note stops sounding (the frame head was trained on notes lengthened by
 the sustain pedal).  With the key head's probabilities (``keys``) a note may instead end at its key's
@@ -36,11 +37,14 @@ def velocity_to_midi(v):
 
 def key_release_ends(notes: np.ndarray, keys_probs: np.ndarray, threshold: float = DEFAULT_THRESHOLD,
                      fps: float = FRAMES_PER_SECOND) -> np.ndarray:
-    """Notes ``[n, 4]`` whose ends move to their key's release: the first frame after the note's first frame
-    where ``keys_probs`` ``[frames, 88]`` falls below ``threshold``, if that comes before the note's end."""
+    """Notes ``[n, 4]`` whose ends move to their key's release: the first frame after the note's start where
+    ``keys_probs`` ``[frames, 88]`` falls below ``threshold``, if that comes before the note's end.  (Equal to the
+    streaming decoder's with frame timing; with regression timing a release in the frames between a decoded end and
+    its refined end counts here only.)"""
     out = np.array(notes, dtype=np.float64).reshape(-1, 4)
     for row in out:
-        s0, e0 = int(round(row[0] * fps)), int(round(row[1] * fps))
+        s0 = int(np.floor(row[0] * fps + 1e-6))  # the last frame at or before the start
+        e0 = int(np.ceil(row[1] * fps - 1e-6))  # the first frame at or after the end
         key = int(row[2]) - MIN_MIDI_PITCH
         up = np.flatnonzero(keys_probs[s0 + 1:e0, key] < threshold)
         if len(up):
@@ -118,7 +122,8 @@ def decode_notes(frame_probs: np.ndarray, onset_probs: np.ndarray, velocity: np.
     """
     regression = check_timing(timing) == "regression"
     end_t = per_key(DEFAULT_THRESHOLD if offset_threshold is None else offset_threshold)
-    onsets = onset_probs >= per_key(onset_threshold)
+    onset_t = per_key(onset_threshold)
+    onsets = onset_probs >= onset_t
     active = (frame_probs >= per_key(frame_threshold)) | onsets
     if offset_probs is not None and offset_threshold is not None:
         active &= ~(offset_probs >= per_key(offset_threshold)) | onsets  # ends a note, never stops one starting
@@ -137,22 +142,35 @@ def decode_notes(frame_probs: np.ndarray, onset_probs: np.ndarray, velocity: np.
         starts, run = candidates[keep], run[keep]
         same_run_next = np.r_[run[1:] == run[:-1], False]
         ends = np.where(same_run_next, np.r_[starts[1:], 0], run_ends[run])
-        for s0, e0 in zip(starts, ends):
+        for s0, e0, restruck in zip(starts, ends, same_run_next):
             if (e0 - s0) / fps >= min_duration:
                 t0, t1 = float(s0), float(e0)
                 if regression:
                     t0 = event_time(onset_probs[:, key], s0)
-                    t1 = note_end(None if offset_probs is None else offset_probs[:, key], t0, e0, end_t[key])
+                    t1 = note_end(None if offset_probs is None else offset_probs[:, key], t0, e0, end_t[key],
+                                  restruck=bool(restruck), onset_col=onset_probs[:, key],
+                                  onset_threshold=onset_t[key])
                 rows.append((t0 / fps, t1 / fps, key + MIN_MIDI_PITCH, velocity_to_midi(velocity[s0, key])))
     out = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
     return out[np.lexsort((out[:, 2], out[:, 0]))] if len(out) else out
 
 
-def note_end(offset_col: np.ndarray | None, start: float, end: int, threshold: float, base: int = 0) -> float:
+def note_end(offset_col: np.ndarray | None, start: float, end: int, threshold: float, base: int = 0,
+             restruck: bool = False, onset_col: np.ndarray | None = None, onset_threshold: float = 1.0) -> float:
     """A note's end (frames) with regression timing: :func:`regression_end` of its decoded end ``end`` (frame
-    ``base + i`` of ``offset_col`` at index ``i``), or ``end`` without ``offset_col``; never before its
-    (sub-frame) ``start`` (then ``end``, at least half a frame after the start)."""
+    ``base + i`` of ``offset_col`` at index ``i``), or ``end`` without ``offset_col``; never before its (sub-frame)
+    ``start`` (then ``end``, at least half a frame after the start), and never after the key's next note begins:
+    ``restruck`` (a new onset of the key at frame ``end`` ended it) ends it at the new note's start (:func:`event_time`
+    of ``onset_col``); an onset that passes ``onset_threshold`` in the frames after ``end`` that the refined end can
+    reach caps it half a frame before that onset's frame (the earliest the next note's start can be)."""
+    if restruck:
+        return max(event_time(onset_col, end, base), start + 0.5)
     t1 = float(end) if offset_col is None else regression_end(offset_col, end, threshold, base)
+    if onset_col is not None:
+        for j in range(end + 1, end + REGRESSION_LOOKAHEAD):
+            if _value(onset_col, j, base) >= onset_threshold:
+                t1 = min(t1, j - 0.5)
+                break
     return t1 if t1 > start else max(float(end), start + 0.5)
 
 
@@ -187,12 +205,14 @@ class StreamingDecoder:
         self.pending: dict[str, np.ndarray] = {}  # regression timing: fed frames not decoded yet
         self.history: dict[str, np.ndarray] = {}  # regression timing: the last decoded frames' onset / offset
 
-    def _emit(self, keys: np.ndarray, end: int, rows: list, context: dict | None = None, base: int = 0) -> None:
+    def _emit(self, keys: np.ndarray, end: int, rows: list, context: dict | None = None, base: int = 0,
+              restruck: np.ndarray | None = None) -> None:
         for k in keys:
             stop = float(self.released[k] if self.released[k] >= 0 else end)
             if context is not None and self.released[k] < 0:
                 stop = note_end(context["offset"][:, k] if "offset" in context else None, self.start_time[k], end,
-                                self.end_t[k], base)
+                                self.end_t[k], base, restruck is not None and bool(restruck[k]),
+                                context["onset"][:, k], self.onset_t[k])
             rows.append((self.start_time[k] / self.fps, stop / self.fps, k + MIN_MIDI_PITCH,
                          velocity_to_midi(self.velocity[k])))
 
@@ -208,7 +228,11 @@ class StreamingDecoder:
                                    ("keys", keys_probs), ("offset", offset_probs)) if v is not None}
         if not self.regression:
             return self._decode(chunk, len(frame_probs))
-        self.pending = {k: np.concatenate([self.pending[k], v]) if k in self.pending else v for k, v in chunk.items()}
+        if self.pending and set(chunk) != set(self.pending):
+            raise ValueError(f"a regression-timing decoder needs the same rolls in every feed: got {sorted(chunk)} "
+                             f"after {sorted(self.pending)}")
+        self.pending = {k: np.concatenate([self.pending[k], v]) if k in self.pending else np.array(v)
+                        for k, v in chunk.items()}
         return self._decode(self.pending, len(self.pending["frame"]) - REGRESSION_LOOKAHEAD)
 
     def _decode(self, rolls: dict, n: int) -> np.ndarray:
@@ -232,10 +256,10 @@ class StreamingDecoder:
             on, act = onsets[i], active[i]
             new_onset = on & ~self.prev_onset
             ended = self.sounding & (~act | new_onset)
-            self._emit(np.flatnonzero(ended), t, rows, context, base)
+            self._emit(np.flatnonzero(ended), t, rows, context, base, ended & new_onset)
             self.sounding &= ~ended
             self.released[ended] = -1
-            first_up = self.sounding & (self.released < 0) & up[i] & (self.start < t)
+            first_up = self.sounding & (self.released < 0) & up[i] & (self.start_time < t)
             self.released[first_up] = t
             begin = on & act & ~self.sounding
             self.start[begin] = t
@@ -260,6 +284,7 @@ class StreamingDecoder:
         """The notes still sounding at the end, ended at the last frame (with regression timing, the frames
         held back decoded first)."""
         rows: list = []
+        self.begun = np.zeros((0, 3))  # only the notes begun in the frames decoded here
         context, base = None, self.frame
         if self.regression and self.pending:
             rows.extend(self._decode(self.pending, len(self.pending["frame"])))

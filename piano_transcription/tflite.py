@@ -216,7 +216,8 @@ def export_tflite(model, output: str | os.PathLike, quantize: bool = False, floa
     ``from_keras_model`` with the default built-in ops suffices (the BiLSTMs become WHILE loops, the
     STFT becomes RFFT2D; no SELECT_TF_OPS).  ``quantize`` applies dynamic-range int8 weight
     quantization (``Optimize.DEFAULT``), about 4x smaller; ``float16`` stores the weights as float16
-    (about 2x smaller, computed in float32).
+    (about 2x smaller, computed in float32).  From a path, the model's ``X.thresholds.json`` goes with it
+    (:func:`carry_sidecar`).
     """
     from .io import atomic_path
     from .model import load_model
@@ -225,7 +226,8 @@ def export_tflite(model, output: str | os.PathLike, quantize: bool = False, floa
     quiet_tensorflow()
     import tensorflow as tf
 
-    if isinstance(model, (str, os.PathLike)):
+    source = model if isinstance(model, (str, os.PathLike)) else None
+    if source is not None:
         model = load_model(model)
     if frames < 1:
         raise ValueError(f"a window needs at least one frame, got {frames}")
@@ -237,7 +239,25 @@ def export_tflite(model, output: str | os.PathLike, quantize: bool = False, floa
     data = converter.convert()
     with atomic_path(output) as tmp:
         Path(tmp).write_bytes(data)
+    if source is not None:
+        carry_sidecar(source, output)
     return Path(output)
+
+
+def carry_sidecar(source: str | os.PathLike, output: str | os.PathLike) -> None:
+    """Give an export the decoding its model needs: the source's ``X.thresholds.json`` where the export has none, else
+    the source's ``timing`` into the export's (its thresholds kept)."""
+    from .io import write_json
+    from .predictor import read_sidecar, thresholds_path
+
+    src = read_sidecar(source)
+    if not src:
+        return
+    out = read_sidecar(output)
+    if not out:
+        write_json(thresholds_path(output), src)
+    elif "timing" in src and out.get("timing") != src["timing"]:
+        write_json(thresholds_path(output), {**out, "timing": src["timing"]})
 
 
 # ---------------------------------------------------------------------------------------- inference

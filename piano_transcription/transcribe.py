@@ -156,6 +156,7 @@ def transcribe(audio, model=None, sample_rate: int | None = None, onset_threshol
     parts.append(decoder.finish())
     notes = np.concatenate(parts)
     notes[:, 1] = np.minimum(notes[:, 1], src.seconds)  # a note sounding at the end ends with the audio
+    notes[:, 0] = np.minimum(notes[:, 0], notes[:, 1])  # (a sub-frame start can lie half a frame past it)
     notes = clean_notes(notes[np.lexsort((notes[:, 2], notes[:, 0]))] if len(notes) else notes.reshape(0, 4), cleanup)
     pedal_intervals = decode_pedal(np.concatenate(pedal)) if pedal else np.zeros((0, 2))
     rolls = None

@@ -151,3 +151,57 @@ def test_a_regression_run_trains_and_decodes_with_sub_frame_times(prepared, tmp_
     thresholds_path(run / "model.keras").write_text(json.dumps({"onset": 0.4, "timing": "exact"}))
     with pytest.raises(ValueError, match="unknown note timing"):
         load_predictor(run / "model.keras")
+
+
+def test_regression_streaming_announces_every_onset_and_restruck_notes_never_overlap():
+    """Every note's onset is announced once in ``begun`` (the held-back last frames by ``finish``), a re-struck key's
+    note ends where the next one starts, and key-release ends never come before a note's start."""
+    from piano_transcription.decode import StreamingDecoder, decode_notes
+
+    rng = np.random.default_rng(11)
+    n = 200
+    frame = np.clip(rng.random((n, 88)) * 1.6, 0, 1).astype(np.float32)  # mostly on: many re-onsets in a run
+    onset = np.clip(rng.random((n, 88)) - 0.75, 0, None).astype(np.float32) * 4
+    offset = np.clip(rng.random((n, 88)) - 0.7, 0, None).astype(np.float32) * 3
+    onset[-2:, :5] = [[0.2], [0.9]]  # onsets in the very last frames
+    whole = decode_notes(frame, onset, None, 0.5, 0.5, offset_probs=offset, timing="regression")
+    dec, begun, parts = StreamingDecoder(0.5, 0.5, timing="regression"), [], []
+    for a in range(0, n, 30):
+        parts.append(dec.feed(frame[a:a + 30], onset[a:a + 30], offset_probs=offset[a:a + 30]))
+        begun.append(dec.begun)
+    parts.append(dec.finish())
+    begun.append(dec.begun)
+    begun = np.concatenate(begun)
+    assert len(whole) > 200 and np.any(whole[:, 0] * FRAMES_PER_SECOND > n - 2.5)
+    order = np.lexsort((begun[:, 1], begun[:, 0]))
+    np.testing.assert_allclose(begun[order], whole[:, [0, 2, 3]])
+    for pitch in np.unique(whole[:, 2]):
+        notes = whole[whole[:, 2] == pitch]
+        assert np.all(notes[1:, 0] >= notes[:-1, 1] - 1e-9)  # one note of a key at a time
+    assert np.all(whole[:, 1] > whole[:, 0])
+    keys = (rng.random((n, 88)) < 0.5).astype(np.float32)  # key-down probabilities that often fall
+    dec = StreamingDecoder(0.5, 0.5, timing="regression", key_threshold=0.5)
+    parts = [dec.feed(frame[a:a + 30], onset[a:a + 30], keys_probs=keys[a:a + 30], offset_probs=offset[a:a + 30])
+             for a in range(0, n, 30)]
+    keyed = np.concatenate(parts + [dec.finish()])
+    assert len(keyed) == len(whole) and np.all(keyed[:, 1] > keyed[:, 0])
+    dec = StreamingDecoder(timing="regression")
+    dec.feed(frame[:10], onset[:10], offset_probs=offset[:10])
+    with pytest.raises(ValueError, match="same rolls in every feed"):
+        dec.feed(frame[10:20], onset[10:20])  # the offsets missing: the held-back frames would no longer line up
+
+
+def test_an_export_carries_its_models_decoding(tmp_path):
+    """The timing (and, where the export has none, the thresholds) beside a model go beside its TFLite export."""
+    from piano_transcription.predictor import load_timing, read_sidecar, thresholds_path
+    from piano_transcription.tflite import carry_sidecar
+
+    src, out = tmp_path / "m.keras", tmp_path / "export.tflite"
+    carry_sidecar(src, out)  # nothing beside the model: nothing written
+    assert not thresholds_path(out).exists()
+    thresholds_path(src).write_text(json.dumps({"onset": 0.4, "timing": "regression"}))
+    carry_sidecar(src, out)
+    assert read_sidecar(out) == {"onset": 0.4, "timing": "regression"} and load_timing(out) == "regression"
+    thresholds_path(out).write_text(json.dumps({"onset": 0.6}))  # the export's own thresholds stay
+    carry_sidecar(src, out)
+    assert read_sidecar(out) == {"onset": 0.6, "timing": "regression"}

@@ -17,6 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
+from ..cli import positive_int
 from .sinks import VIRTUAL_PORT_NAME
 from .sources import BLOCK_FRAMES, LiveError
 from .transcriber import HOP_FRAMES, LOOKAHEAD_FRAMES, MODES, WINDOW_FRAMES
@@ -26,16 +27,6 @@ PROG = "piano-transcribe live"
 
 def _err(msg: str) -> None:
     print(f"piano-transcribe: {msg}", file=sys.stderr, flush=True)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _seconds(text: str) -> float:
@@ -63,11 +54,11 @@ def live_parser() -> argparse.ArgumentParser:
     src = p.add_argument_group("input")
     src.add_argument("--device", default=None, help="input device: number or (part of its) name (default: the "
                                                     "system's default input; --list-devices lists them)")
-    src.add_argument("--rate", type=_positive_int, default=None, metavar="HZ",
+    src.add_argument("--rate", type=positive_int, default=None, metavar="HZ",
                      help="capture rate (default: the device's own; any rate is resampled to 16 kHz)")
-    src.add_argument("--channels", type=_positive_int, default=1, help="channels to capture, mixed to mono "
+    src.add_argument("--channels", type=positive_int, default=1, help="channels to capture, mixed to mono "
                                                                       "(default 1)")
-    src.add_argument("--block", type=_positive_int, default=BLOCK_FRAMES, metavar="FRAMES",
+    src.add_argument("--block", type=positive_int, default=BLOCK_FRAMES, metavar="FRAMES",
                      help=f"frames per audio block asked of the device (default {BLOCK_FRAMES})")
     src.add_argument("--input", default=None, metavar="FILE",
                      help="a recording fed through the live path instead of a device (as fast as possible)")
@@ -80,10 +71,10 @@ def live_parser() -> argparse.ArgumentParser:
     mod.add_argument("--mode", choices=MODES, default="lookahead",
                      help="lookahead: the shipped model in overlapping windows (about 0.5-0.8 s behind the playing); "
                           "causal: the low-latency model (about 0.1-0.2 s); default %(default)s")
-    mod.add_argument("--window", type=_positive_int, default=None, metavar="FRAMES",
+    mod.add_argument("--window", type=positive_int, default=None, metavar="FRAMES",
                      help=f"lookahead mode: frames of 32 ms per model window (default {WINDOW_FRAMES}; a TFLite "
                           "model's own)")
-    mod.add_argument("--hop", type=_positive_int, default=HOP_FRAMES, metavar="FRAMES",
+    mod.add_argument("--hop", type=positive_int, default=HOP_FRAMES, metavar="FRAMES",
                      help=f"lookahead mode: frames committed per window (default {HOP_FRAMES})")
     mod.add_argument("--lookahead", type=int, default=LOOKAHEAD_FRAMES, metavar="FRAMES",
                      help=f"lookahead mode: frames of right context before a frame is committed (default "

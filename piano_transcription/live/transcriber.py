@@ -332,7 +332,7 @@ class LiveTranscriber:
         events += self._decode(self.frames.finish(), self.time)
         ended = self.decoder.finish()
         self._notes.append(ended)
-        return events + notes_to_events(ended, np.zeros((0, 3)), self.time)
+        return events + notes_to_events(ended, self.decoder.begun, self.time)  # begun: regression timing's last frames
 
     def run(self, blocks: Iterable) -> Iterator[NoteEvent]:
         """Events of a whole stream of blocks, each as soon as it is decided (then :meth:`finish`'s)."""

@@ -37,7 +37,8 @@ def segment_targets(shard: dict, k: int, a: int, b: int, pedal: bool = False, ke
     if check_targets(targets) == "regression":
         if not all(name in shard for name in REGRESSION_ROLLS):
             raise DatasetError("the shards hold no regression targets (written before they existed): prepare the "
-                               "data set or build the corpus again to train with --targets regression")
+                               "data set or build the corpus again, into a new folder, to train with --targets "
+                               "regression")
         onset_target, offset_target = (shard[name][k][a:b] for name in REGRESSION_ROLLS)
     out = {"onset": onset_target, "offset": offset_target, "frame": shard["frames"][k][a:b],
            "velocity": np.concatenate([shard["velocities"][k][a:b], onsets], axis=-1)}

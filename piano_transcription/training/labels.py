@@ -10,7 +10,7 @@ With ``onset_mode='length_ms'``, 32 ms onsets and 32 ms offsets:
 * regression onsets and offsets (Kong et al. 2021, "High-resolution piano transcription with pedals by
   regressing onset and offset times"): per key, a triangle around each exact event time ``t`` s,
   ``max(0, 1 - |i / fps - t| * fps / REGRESSION_HALF_WIDTH)`` at frame ``i`` (the largest where two overlap), so
-  that a decoder can read sub-frame times from three neighbouring frames (:func:`~piano_transcription.decode.subframe_shift`).
+  that a decoder can read sub-frame times from three neighbouring frames (:func:`~piano_transcription.decode.apex_shift`).
   The event times are the note's start and end (the binary offsets' 32 ms shift of the last note aside).
 """
 

@@ -127,6 +127,10 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
     cfg = get_config(config)
     checkpoint = run_dir / "checkpoint.keras"
     strategy = distribution_strategy()
+    if checkpoint.exists() and (run_dir / "config.json").exists():
+        started = json.loads((run_dir / "config.json").read_text()).get("targets", "binary")
+        if started != targets:
+            raise ValueError(f"{run_dir}: the run was started with --targets {started}; resume it with the same")
     with strategy.scope():
         if checkpoint.exists():
             model = keras.saving.load_model(str(checkpoint), custom_objects={**custom_objects(), **loss_objects()})
