@@ -5,9 +5,10 @@
 # snapshot not scored yet, appended to runs/capacity/CONFIG/curve.csv (note F1 per CPU-hour: steps x seconds per step,
 # from steps.log).
 #   bash scripts/capacity.sh [SHARED_DATA] [MINUTES]
-# Runs for MINUTES of wall time (default 90), then stops both runs at their last checkpoint (every 100 steps) and
-# scores the snapshots.  Re-running resumes both runs from their checkpoints.  Resumable across sessions from the
-# committed weights too: --init-model models/training/capacity/CONFIG/model.keras (Adam starts anew).
+# Runs for MINUTES of wall time (default 90), then stops both runs at their last checkpoint (every 100 steps), scores
+# the snapshots and saves each run's weights (without Adam's state), step and curve in models/training/capacity/CONFIG.
+# Re-running resumes both runs from their checkpoints; in a fresh clone, from those saved weights (--init-model with
+# --initial-step: the step count and the schedule go on, Adam's moments start anew).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data}
@@ -25,8 +26,10 @@ pids=()
 for run in small_keys:600 medium_keys:250; do
     config=${run%%:*}; keep=${run##*:}
     init=()
-    if [ ! -f "$OUT/$config/checkpoint.keras" ] && [ -f "models/training/capacity/$config/model.keras" ]; then
-        init=(--init-model "models/training/capacity/$config/model.keras")
+    saved=models/training/capacity/$config
+    if [ ! -f "$OUT/$config/checkpoint.keras" ] && [ -f "$saved/model.keras" ]; then  # a later session
+        init=(--init-model "$saved/model.keras" --initial-step "$(cat "$saved/step.txt")")
+        mkdir -p "$OUT/$config" && cp "$saved/curve.csv" "$OUT/$config/curve.csv" 2>/dev/null || true
     fi
     $PY -m piano_transcription.training.train "$CORPUS" "$OUT/$config" --config "$config" --steps 100000 \
         --batch-size 8 --crop-seconds 10 --steps-per-epoch 500 --save-every 100 --validation-steps 2 \
@@ -45,4 +48,23 @@ for config in small_keys medium_keys; do
     if [ ${#todo[@]} -gt 0 ]; then
         $PY benchmarks/real_dev.py --data "$DATA/maps/real_dev" --model "${todo[@]}" --csv "$OUT/$config/curve.csv"
     fi
+done
+for config in small_keys medium_keys; do  # what the next session goes on from
+    [ -f "$OUT/$config/checkpoint.keras" ] || continue
+    mkdir -p "models/training/capacity/$config"
+    $PY - "$OUT/$config" "models/training/capacity/$config" <<'PY'
+import sys
+from pathlib import Path
+from piano_transcription.model import load_model, save_model
+run, saved = Path(sys.argv[1]), Path(sys.argv[2])
+import keras
+step = int(keras.saving.load_model(str(run / "checkpoint.keras"), compile=True, custom_objects=__import__(
+    "piano_transcription.model", fromlist=["custom_objects"]).custom_objects() | __import__(
+    "piano_transcription.training.train", fromlist=["loss_objects"]).loss_objects()).optimizer.iterations.numpy())
+save_model(load_model(run / "checkpoint.keras"), saved / "model.keras")  # weights only: compile=False drops Adam
+(saved / "step.txt").write_text(f"{step}\n")
+print(f"{run}: step {step} saved in {saved}")
+PY
+    for f in curve.csv log.csv config.json; do [ -f "$OUT/$config/$f" ] && cp "$OUT/$config/$f" "models/training/capacity/$config/"; done
+    grep "^step" "$OUT/$config.log" > "models/training/capacity/$config/steps.log" || true
 done

@@ -182,3 +182,16 @@ def test_training_only_the_key_head_leaves_the_other_heads_as_they_were(prepared
     assert any(layer.trainable_weights for layer in model.layers if layer.name.startswith("keys"))
     with pytest.raises(ValueError, match="no layer of the model starts with"):
         train(prepared, tmp_path / "run2", "tiny_keys", steps=1, batch_size=2, verbose=0, trainable=["nothing"])
+
+
+@pytest.mark.slow
+def test_a_run_carried_on_from_weights_counts_on_from_its_step(prepared, tmp_path):
+    """``initial_step``: a new run from saved weights (no optimizer) goes on from that step to ``steps``."""
+    from piano_transcription.model import build_model, save_model
+    from piano_transcription.training.train import train
+
+    save_model(build_model("tiny"), tmp_path / "w.keras")
+    model, hist = train(prepared, tmp_path / "run", "tiny", steps=12, batch_size=2, steps_per_epoch=2, verbose=0,
+                        crop_seconds=2, init_model=tmp_path / "w.keras", initial_step=10)
+    assert int(model.optimizer.iterations.numpy()) == 12 and len(hist["loss"]) == 1  # two steps: one epoch of 2
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["initial_step"] == 10

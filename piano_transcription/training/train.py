@@ -80,7 +80,7 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
           validation_steps: int | None = None, init_model=None, verbose: int = 1, stop_after: int | None = None,
           keep_every: int | None = None, crop_seconds: float | None = None, cosine_decay: bool = False,
           trainable: list[str] | None = None, threads: int | None = None, mel_augment: str | None = None,
-          targets: str = "binary"):
+          targets: str = "binary", initial_step: int = 0):
     """Train (or resume) a model on a prepared data set; return ``(model, history dict)``.
 
     ``steps`` is the total number of optimizer steps: a resumed run continues from the step and
@@ -95,6 +95,8 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
     :data:`~.packed.MEL_AUGMENTS`), new at every step.  ``targets``: the onset and offset heads' targets, ``binary``
     (Magenta's 32 ms of ones) or ``regression`` (Kong et al. 2021's triangles around the exact times, from which the
     decoder reads sub-frame times; recorded in ``config.json`` and in ``model.thresholds.json``'s ``timing``).
+    ``initial_step``: a new run (from ``init_model``) counts its steps from there, for a run carried on from weights
+    saved without the optimizer (the schedule and the snapshot names go on; Adam's moments start anew).
     """
     from ..tf_env import distribution_strategy, quiet_tensorflow
 
@@ -146,10 +148,12 @@ def train(prepared_dir, run_dir, config="small", steps: int = 1000, batch_size: 
                 if not any(layer.trainable_weights for layer in model.layers):
                     raise ValueError(f"no layer of the model starts with {', '.join(trainable)}")
             compile_model(model, learning_rate, steps if cosine_decay else None)
+            if initial_step:
+                model.optimizer.iterations.assign(initial_step)
             (run_dir / "config.json").write_text(json.dumps(
                 dict(config=cfg.__dict__, steps=steps, batch_size=batch_size, learning_rate=learning_rate,
                      cosine_decay=cosine_decay, crop_seconds=crop_seconds, trainable=trainable,
-                     seed=seed, mel_augment=mel_augment, targets=targets, prepared_dir=str(prepared_dir), init_model=str(init_model) if init_model else None),
+                     seed=seed, mel_augment=mel_augment, targets=targets, initial_step=initial_step, prepared_dir=str(prepared_dir), init_model=str(init_model) if init_model else None),
                 indent=1))
     start_step = int(model.optimizer.iterations.numpy())
     batch_size *= strategy.num_replicas_in_sync
@@ -239,6 +243,8 @@ def main(argv=None, prog: str = "python -m piano_transcription.training.train") 
                    help="train only the layers whose names start with these prefixes (e.g. keys: the key head alone)")
     p.add_argument("--keep-every", type=int, default=None, help="also keep RUN_DIR/snapshots/step_N.keras every N steps")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--initial-step", type=int, default=0,
+                   help="a new run from --init-model counts its steps from N (weights saved without the optimizer)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads TensorFlow may use (default: all)")
     p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs with tensor cores)")
     p.add_argument("--targets", choices=TARGETS, default="binary",
@@ -254,7 +260,7 @@ def main(argv=None, prog: str = "python -m piano_transcription.training.train") 
     train(a.prepared_dir, a.run_dir, config, a.steps, a.batch_size, a.steps_per_epoch, a.save_every,
           a.learning_rate, a.seed, a.mixed_precision, a.validation_steps, a.init_model, verbose=2,
           keep_every=a.keep_every, crop_seconds=a.crop_seconds, cosine_decay=a.cosine_decay, trainable=a.trainable,
-          threads=a.threads, mel_augment=a.mel_augment, targets=a.targets)
+          threads=a.threads, mel_augment=a.mel_augment, targets=a.targets, initial_step=a.initial_step)
 
 
 if __name__ == "__main__":
