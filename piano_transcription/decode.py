@@ -196,7 +196,6 @@ class StreamingDecoder:
         self.regression = check_timing(timing) == "regression"
         self.released = np.full(N_KEYS, -1)  # frame of the key's release inside a sounding note, -1: held
         self.sounding = np.zeros(N_KEYS, bool)
-        self.start = np.zeros(N_KEYS, int)
         self.start_time = np.zeros(N_KEYS)  # the sounding note's start in (sub-frame) frames
         self.velocity = np.zeros(N_KEYS)
         self.prev_onset = np.zeros(N_KEYS, bool)
@@ -262,7 +261,6 @@ class StreamingDecoder:
             first_up = self.sounding & (self.released < 0) & up[i] & (self.start_time < t)
             self.released[first_up] = t
             begin = on & act & ~self.sounding
-            self.start[begin] = t
             self.start_time[begin] = t
             if context is not None:
                 for k in np.flatnonzero(begin):

@@ -55,12 +55,15 @@ for config in small_keys medium_keys; do  # what the next session goes on from
     $PY - "$OUT/$config" "models/training/capacity/$config" <<'PY'
 import sys
 from pathlib import Path
-from piano_transcription.model import load_model, save_model
-run, saved = Path(sys.argv[1]), Path(sys.argv[2])
+
 import keras
-step = int(keras.saving.load_model(str(run / "checkpoint.keras"), compile=True, custom_objects=__import__(
-    "piano_transcription.model", fromlist=["custom_objects"]).custom_objects() | __import__(
-    "piano_transcription.training.train", fromlist=["loss_objects"]).loss_objects()).optimizer.iterations.numpy())
+
+from piano_transcription.model import custom_objects, load_model, save_model
+from piano_transcription.training.train import loss_objects
+
+run, saved = Path(sys.argv[1]), Path(sys.argv[2])
+checkpoint = keras.saving.load_model(str(run / "checkpoint.keras"), custom_objects={**custom_objects(), **loss_objects()})
+step = int(checkpoint.optimizer.iterations.numpy())
 save_model(load_model(run / "checkpoint.keras"), saved / "model.keras")  # weights only: compile=False drops Adam
 (saved / "step.txt").write_text(f"{step}\n")
 print(f"{run}: step {step} saved in {saved}")
